@@ -1,0 +1,285 @@
+"""The built-in echo runner: a Media Streams WebSocket server that plays callers back.
+
+Used by the demo and by end-to-end tests. It waits for ``start``, sends every
+``media`` frame straight back, places a ``mark`` after each second of echoed
+audio (so marks are exercised end to end), records DTMF digits, and ends the
+stream on ``stop`` or when the socket closes.
+
+Test pipes choose the runner's behaviour through the query string of its URL:
+
+``?ready_delay=2.0``
+    Delay the WebSocket handshake by that many seconds (a runner slow to be ready).
+``?hangup_after=3.0``
+    Close the stream that many seconds after ``start`` (the runner hangs up).
+``?reject=1``
+    Refuse the handshake with HTTP 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import math
+import signal
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from router.runner.protocol import (
+    BYTES_PER_MS,
+    MAX_RUNNER_MESSAGE,
+    RouterDtmf,
+    RouterMark,
+    RouterMedia,
+    RouterStart,
+    RouterStop,
+    RunnerProtocolError,
+    parse_router_message,
+    runner_mark,
+    runner_media,
+)
+
+__all__ = [
+    "MARK_INTERVAL_MS",
+    "MAX_TEST_DELAY",
+    "EchoOptions",
+    "EchoRunner",
+    "main_echo_runner",
+    "serve_echo_runner",
+]
+
+# A mark after each second of echoed audio: often enough for a short test call
+# to see several, rare enough not to matter for a long demo call.
+MARK_INTERVAL_MS = 1000
+
+# Longest ready_delay or hangup_after a URL may ask for, in seconds: enough for
+# any test scenario, and a typo cannot park a connection for hours.
+MAX_TEST_DELAY = 300.0
+
+_logger = structlog.get_logger(__name__)
+
+
+class _BadOption(ValueError):
+    """A test hook in the URL query string has an unusable value."""
+
+
+def _parse_delay(query: dict[str, list[str]], name: str) -> float | None:
+    values = query.get(name)
+    if not values:
+        return None
+    try:
+        delay = float(values[-1])
+    except ValueError:
+        raise _BadOption(f"{name} must be a number of seconds") from None
+    if not math.isfinite(delay) or not 0.0 <= delay <= MAX_TEST_DELAY:
+        raise _BadOption(f"{name} must be between 0 and {MAX_TEST_DELAY:g} seconds")
+    return delay
+
+
+@dataclass(frozen=True)
+class EchoOptions:
+    """The test hooks read from a runner URL's query string."""
+
+    ready_delay: float | None = None
+    hangup_after: float | None = None
+    reject: bool = False
+
+    @classmethod
+    def from_path(cls, path: str) -> EchoOptions:
+        """Read the options from the request path, e.g. ``/?hangup_after=3``.
+
+        Raises:
+            ValueError: a delay is not a number of seconds within range.
+        """
+        query = parse_qs(urlsplit(path).query)
+        reject = query.get("reject", ["0"])[-1] not in ("", "0", "false", "no")
+        return cls(
+            ready_delay=_parse_delay(query, "ready_delay"),
+            hangup_after=_parse_delay(query, "hangup_after"),
+            reject=reject,
+        )
+
+
+class EchoRunner:
+    """A running echo runner server; create it with :func:`serve_echo_runner`.
+
+    Attributes:
+        port: the TCP port it listens on (useful when asked for port 0).
+        sessions: WebSocket connections currently open.
+        digits: every DTMF digit received, in order, across sessions.
+        marks_played: every mark the router reported as played.
+        starts: the ``start`` messages received, in order.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.sessions = 0
+        self.digits: list[str] = []
+        self.marks_played: list[str] = []
+        self.starts: list[RouterStart] = []
+        self._server: Server | None = None
+
+    async def listen(self, host: str, port: int) -> None:
+        """Start listening on ``host``:``port`` (port 0 picks a free one)."""
+        self._server = await serve(
+            self._run_session,
+            host,
+            port,
+            process_request=self._check_request,
+            max_size=MAX_RUNNER_MESSAGE,
+            compression=None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and close every open stream."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Wait until the server is closed."""
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Apply the ``reject`` and ``ready_delay`` hooks before the handshake."""
+        try:
+            options = EchoOptions.from_path(request.path)
+        except ValueError as exc:
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        if options.reject:
+            return connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "runner not ready\n"
+            )
+        if options.ready_delay:
+            await asyncio.sleep(options.ready_delay)
+        return None
+
+    async def _run_session(self, ws: ServerConnection) -> None:
+        self.sessions += 1
+        session = _EchoSession(self, ws)
+        try:
+            await session.run()
+        finally:
+            self.sessions -= 1
+
+
+class _EchoSession:
+    """One stream on the echo runner."""
+
+    def __init__(self, runner: EchoRunner, ws: ServerConnection) -> None:
+        self._runner = runner
+        self._ws = ws
+        self._options = EchoOptions.from_path(ws.request.path if ws.request else "/")
+        self._stream_sid = ""
+        self._echoed_bytes = 0
+        self._marks_sent = 0
+        self._hangup: asyncio.Task[None] | None = None
+        self._hanging_up = False
+        self._log = _logger
+
+    async def run(self) -> None:
+        """Serve the stream until ``stop`` or the socket closes."""
+        try:
+            async for text in self._ws:
+                if await self._handle(text):
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._end_hangup()
+            self._log.info("echo session ended")
+
+    async def _end_hangup(self) -> None:
+        # Once the hangup has begun closing the socket, let it finish its closing
+        # handshake (bounded by websockets' close_timeout) rather than cut it short.
+        if self._hangup is None:
+            return
+        if not self._hanging_up:
+            self._hangup.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await self._hangup
+
+    async def _handle(self, text: str | bytes) -> bool:
+        """Act on one router message; return True when the stream is over."""
+        try:
+            message = parse_router_message(text)
+        except RunnerProtocolError as exc:
+            self._log.warning("invalid router message ignored", error=str(exc))
+            return False
+        if isinstance(message, RouterStart):
+            self._begin(message)
+        elif isinstance(message, RouterMedia):
+            await self._echo(message.payload)
+        elif isinstance(message, RouterDtmf):
+            self._runner.digits.append(message.digit)
+            self._log.info("echo digit", digit=message.digit)
+        elif isinstance(message, RouterMark):
+            self._runner.marks_played.append(message.name)
+        return isinstance(message, RouterStop)
+
+    def _begin(self, start: RouterStart) -> None:
+        self._stream_sid = start.stream_sid
+        self._runner.starts.append(start)
+        self._log = _logger.bind(call_id=start.call_sid, stream_sid=start.stream_sid)
+        self._log.info("echo session started", pipe_id=start.account_sid)
+        if self._options.hangup_after is not None and self._hangup is None:
+            self._hangup = asyncio.create_task(
+                self._hang_up_later(self._options.hangup_after)
+            )
+
+    async def _echo(self, payload: bytes) -> None:
+        await self._ws.send(runner_media(self._stream_sid, payload))
+        before = self._echoed_bytes // (MARK_INTERVAL_MS * BYTES_PER_MS)
+        self._echoed_bytes += len(payload)
+        if self._echoed_bytes // (MARK_INTERVAL_MS * BYTES_PER_MS) > before:
+            self._marks_sent += 1
+            await self._ws.send(
+                runner_mark(self._stream_sid, f"echo-{self._marks_sent}")
+            )
+
+    async def _hang_up_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._hanging_up = True
+        self._log.info("echo runner hanging up", after=delay)
+        await self._ws.close(1000, "runner hangup")
+
+
+async def serve_echo_runner(host: str, port: int) -> EchoRunner:
+    """Start an echo runner listening on ``host``:``port`` and return it.
+
+    Port 0 picks a free port; read it from :attr:`EchoRunner.port`.
+    """
+    runner = EchoRunner()
+    await runner.listen(host, port)
+    return runner
+
+
+async def _serve_until_signalled(host: str, port: int) -> None:
+    runner = await serve_echo_runner(host, port)
+    _logger.info("echo runner listening", host=host, port=runner.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await runner.close()
+        _logger.info("echo runner stopped")
+
+
+def main_echo_runner(host: str, port: int) -> None:
+    """Run an echo runner on ``host``:``port`` until SIGINT or SIGTERM."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_until_signalled(host, port))
