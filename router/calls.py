@@ -1,0 +1,424 @@
+"""One :class:`Call` per inbound call: glue between SIP, numbers, media and runner.
+
+The call is an orchestrator. It asks :mod:`router.routing` where the call goes,
+:mod:`router.sip.sdp` what to answer, :class:`~router.media.session.MediaSession`
+for the RTP side and :class:`~router.runner.client.RunnerSession` for the
+runner, and it talks SIP only through the small :class:`Signalling` interface
+that :class:`~router.server.SipRouter` implements. Every way a call can end
+goes through :meth:`Call.end`, which releases the runner, the RTP port and the
+call's registrations exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from router.calls_sdp import AnswerBuilder, SdpRejected, is_sdp
+from router.media.ports import PortsExhausted
+from router.media.session import MediaSession
+from router.numbers.models import Route
+from router.numbers.store import Store
+from router.routing import RETRY_AFTER_OVERLOAD, RouteRejected, dialed_number, find_route
+from router.runner.client import RunnerSession, RunnerUnavailable, StreamStart
+from router.sip.dialog import Dialog, DialogError, SessionTimer, new_tag
+from router.sip.errors import SipParseError
+from router.sip.message import Request, Response, make_response
+from router.sip.transaction import ServerTransaction
+from router.sip.uri import parse_name_address, parse_uri
+
+__all__ = ["Call", "CallConfig", "CallState", "Signalling"]
+
+# RFC 3261 §20.33: Retry-After for a runner that cannot take the call.
+RETRY_AFTER_RUNNER = 30
+
+
+class CallState(enum.Enum):
+    """Where a call is in its life."""
+
+    ROUTING = "routing"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    CONFIRMED = "confirmed"
+    ENDED = "ended"
+
+
+class Signalling(Protocol):
+    """What a call needs from the SIP side (implemented by the router)."""
+
+    def respond(self, transaction: ServerTransaction, response: Response) -> None: ...
+
+    def send_in_dialog(self, dialog: Dialog, method: str) -> None: ...
+
+    def dialog_established(self, call: Call) -> None: ...
+
+    def call_ended(self, call: Call) -> None: ...
+
+    def contact_header(self, transport: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    """Per-instance settings a call uses."""
+
+    advertise: str
+    default_country: str | None
+    ringing_timeout: float
+    rtp_timeout: float
+    max_queued_frames: int
+    server_header: str = "sip-router"
+
+
+class Call:
+    """An inbound call from INVITE to the end of its dialog."""
+
+    def __init__(
+        self,
+        invite: ServerTransaction,
+        *,
+        signalling: Signalling,
+        store: Store,
+        media_factory: Callable[[Call], MediaSession],
+        config: CallConfig,
+    ) -> None:
+        self.invite = invite
+        self.signalling = signalling
+        self.store = store
+        self.media_factory = media_factory
+        self.config = config
+        self.call_id = "CA" + secrets.token_hex(16)
+        self.local_tag = new_tag()
+        self.state = CallState.ROUTING
+        self.dialog: Dialog | None = None
+        self.media: MediaSession | None = None
+        self.runner: RunnerSession | None = None
+        self.route: Route | None = None
+        self.answer: AnswerBuilder | None = None
+        self.started_at = time.time()
+        self.ended_reason: str | None = None
+        self.final_status: int | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self._session_expiry: asyncio.TimerHandle | None = None
+        request = invite.request
+        self.log = structlog.get_logger("router.call").bind(
+            call_id=self.call_id, sip_call_id=request.call_id
+        )
+
+    # -- set-up -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the set-up in a task of its own."""
+        self.task = asyncio.get_running_loop().create_task(self._set_up())
+
+    async def _set_up(self) -> None:
+        try:
+            await self._route_and_answer()
+            return
+        except RouteRejected as error:
+            self._reject(error.status, error.reason, error.retry_after)
+        except SdpRejected as error:
+            self._reject(error.status, error.reason)
+        except SipParseError as error:
+            self._reject(400, error.reason)
+        except (RunnerUnavailable, TimeoutError) as error:
+            self.log.info("runner_unavailable", reason=getattr(error, "reason", "timeout"))
+            self._reject(480, "Runner Unavailable", RETRY_AFTER_RUNNER)
+        except PortsExhausted:
+            self._reject(503, "No Media Ports", RETRY_AFTER_OVERLOAD)
+        except asyncio.CancelledError:
+            # Only on_cancel() and end() cancel the set-up; both answer first.
+            await self.end(self.ended_reason or "cancelled", send_bye=False)
+            raise
+        except Exception:
+            self.log.exception("call_setup_failed")
+            self._reject(500, "Server Internal Error")
+        await self.end(f"rejected-{self.final_status}", send_bye=False)
+
+    async def _route_and_answer(self) -> None:
+        request = self.invite.request
+
+        # 1. Where does the call go?
+        number = dialed_number(request, self.config.default_country)
+        self.log = self.log.bind(to=number.e164 or number.raw)
+        self.route = await find_route(self.store, number)
+        assert self.route.pipe is not None
+        self.log = self.log.bind(pipe_id=self.route.pipe.pipe_id)
+
+        # 2. Media: an RTP port, and an answer to the caller's offer (or our
+        #    own offer for a late-offer INVITE, RFC 3261 §13.2.1).
+        self.media = self.media_factory(self)
+        port = await self.media.open()
+        self.answer = AnswerBuilder(self.config.advertise, port)
+        offer = request.body if is_sdp(request) else None
+        audio = self.answer.answer_offer(offer) if offer is not None else None
+
+        # 3. Ring while the runner connects (RFC 3261 §13.3.1.1).
+        self._set_state(CallState.RINGING)
+        self._provisional(180)
+        self.runner = RunnerSession(
+            self.route.pipe.runner_url,
+            self._stream_start(number.e164 or number.raw),
+            sink=self.media,
+            on_closed=self._runner_closed,
+            connect_timeout=self.config.ringing_timeout,
+        )
+        await asyncio.wait_for(self.runner.open(), self.config.ringing_timeout)
+
+        # 4. Ready: answer with our SDP and start media.
+        if audio is not None:
+            self.media.configure(audio)
+        self._answer()
+
+    def _stream_start(self, to: str) -> StreamStart:
+        request = self.invite.request
+        assert self.route is not None and self.route.pipe is not None
+        params = {
+            "to": to,
+            "from": _caller_number(request),
+            "pipe_id": self.route.pipe.pipe_id,
+            "number_id": self.route.number.number_id,
+            "sip_call_id": request.call_id,
+        }
+        for name, value in request.headers.items():
+            if name.lower().startswith("x-"):
+                params[name] = value
+        return StreamStart(
+            call_sid=self.call_id,
+            stream_sid="MZ" + secrets.token_hex(16),
+            account_sid=self.route.pipe.pipe_id,
+            custom_parameters=params,
+        )
+
+    def _answer(self) -> None:
+        assert self.answer is not None
+        request = self.invite.request
+        self.dialog = Dialog.from_invite(request, self.local_tag, self.invite.peer.transport)
+        headers = self._dialog_headers()
+        timer = SessionTimer.from_request(request)
+        if timer is not None:
+            # RFC 4028 §9: echo the interval and say who refreshes.
+            self.dialog.session_timer = timer
+            headers.append(("Session-Expires", timer.header_value()))
+            headers.append(("Require", "timer"))
+            self._arm_session_timer(timer)
+        response = make_response(
+            request,
+            200,
+            to_tag=self.local_tag,
+            headers=headers,
+            body=self.answer.current_sdp(),
+            content_type="application/sdp",
+        )
+        self._set_state(CallState.ANSWERED)
+        self.final_status = 200
+        self.signalling.respond(self.invite, response)
+        self.signalling.dialog_established(self)
+        assert self.route is not None and self.route.pipe is not None
+        self._call_later(
+            self.route.pipe.max_call_duration_s,
+            lambda: self._spawn_end("max-duration", send_bye=True),
+        )
+
+    def _dialog_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Contact", self.signalling.contact_header(self.invite.peer.transport)),
+            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"),
+            ("Supported", "timer"),
+            ("Server", self.config.server_header),
+        ]
+
+    def _provisional(self, status: int) -> None:
+        response = make_response(self.invite.request, status, to_tag=self.local_tag)
+        response.headers.add("Contact", self.signalling.contact_header(self.invite.peer.transport))
+        self.signalling.respond(self.invite, response)
+
+    def _reject(self, status: int, reason: str, retry_after: int | None = None) -> None:
+        self.log.info("call_rejected", status=status, reason=reason)
+        response = make_response(self.invite.request, status, reason, to_tag=self.local_tag)
+        if retry_after is not None:
+            response.headers.add("Retry-After", str(retry_after))
+        self.final_status = status
+        self.signalling.respond(self.invite, response)
+
+    # -- in-dialog events ---------------------------------------------------
+
+    def on_ack(self, ack: Request) -> None:
+        """The caller acknowledged our 2xx (RFC 3261 §13.3.1.4)."""
+        if self.state is not CallState.ANSWERED:
+            return
+        assert self.answer is not None and self.media is not None
+        if self.answer.waiting_for_answer:
+            try:
+                audio = self.answer.take_answer(ack.body if is_sdp(ack) else None)
+            except SdpRejected as error:
+                # Late offer and the ACK has no usable answer: no media, hang up.
+                self.log.info("late_offer_failed", reason=error.reason)
+                self._spawn_end("no-media", send_bye=True)
+                return
+            self.media.configure(audio)
+        self._set_state(CallState.CONFIRMED)
+
+    def on_ack_timeout(self) -> None:
+        """No ACK in 64*T1: end the call with a BYE (§13.3.1.4)."""
+        self._spawn_end("ack-timeout", send_bye=True)
+
+    def on_cancel(self) -> None:
+        """The caller cancelled while ringing: 487 and release everything (§9.2)."""
+        if self.state not in (CallState.ROUTING, CallState.RINGING):
+            return
+        self._reject(487, "Request Terminated")
+        self.ended_reason = "caller-cancel"
+        if self.task is not None and not self.task.done():
+            self.task.cancel()  # its handler ends the call
+        else:
+            self._spawn_end("caller-cancel", send_bye=False)
+
+    def on_bye(self, transaction: ServerTransaction) -> None:
+        """The caller hung up (§15.1.2)."""
+        self.signalling.respond(transaction, make_response(transaction.request, 200))
+        self._spawn_end("caller-bye", send_bye=False)
+
+    def on_reinvite(self, transaction: ServerTransaction) -> None:
+        """A re-INVITE: hold, resume, codec change or session refresh (§14.2)."""
+        request = transaction.request
+        assert self.dialog is not None and self.answer is not None and self.media is not None
+        try:
+            self.dialog.check_remote_cseq(request)
+            timer = SessionTimer.from_request(request)
+            audio = self.answer.answer_reoffer(request.body if is_sdp(request) else None)
+        except DialogError as error:
+            self._respond(transaction, error.status, error.reason)
+            return
+        except SdpRejected as error:
+            # RFC 3264 §6: rejecting the new offer leaves the old session as it was.
+            self._respond(transaction, error.status, error.reason)
+            return
+        self.dialog.update_target(request)
+        headers = self._dialog_headers()
+        if timer is not None:
+            self.dialog.session_timer = timer
+            headers += [("Session-Expires", timer.header_value()), ("Require", "timer")]
+            self._arm_session_timer(timer)
+        if audio is not None:
+            self.media.configure(audio)
+        response = make_response(
+            request,
+            200,
+            headers=headers,
+            body=self.answer.current_sdp(),
+            content_type="application/sdp",
+        )
+        self.signalling.respond(transaction, response)
+        self.log.info("call_reinvite", direction=audio.direction if audio else None)
+
+    def on_in_dialog_request(self, transaction: ServerTransaction) -> None:
+        """INFO, UPDATE without SDP and OPTIONS inside the dialog get a 200."""
+        request = transaction.request
+        if self.dialog is not None:
+            try:
+                self.dialog.check_remote_cseq(request)
+            except DialogError as error:
+                self._respond(transaction, error.status, error.reason)
+                return
+        if request.method == "UPDATE" and is_sdp(request):
+            # Limitation: an offer in UPDATE (RFC 3311) is declined with 488;
+            # the session carries on unchanged, as RFC 3264 requires.
+            self._respond(transaction, 488, "Not Acceptable Here")
+            return
+        self._respond(transaction, 200)
+
+    def _respond(self, transaction: ServerTransaction, status: int, reason: str | None = None) -> None:
+        self.signalling.respond(transaction, make_response(transaction.request, status, reason))
+
+    # -- media and runner callbacks (MediaEvents) ---------------------------
+
+    def on_audio(self, ulaw: bytes) -> None:
+        """A 20 ms frame from the caller goes to the runner."""
+        if self.runner is not None:
+            self.runner.send_audio(ulaw)
+
+    def on_dtmf(self, digit: str) -> None:
+        """A digit from the caller (RFC 4733) goes to the runner."""
+        self.log.info("dtmf", digit=digit)
+        if self.runner is not None:
+            self.runner.send_dtmf(digit)
+
+    def on_mark_played(self, name: str) -> None:
+        """Audio up to a runner mark has been played to the caller."""
+        if self.runner is not None:
+            self.runner.mark_played(name)
+
+    def on_inactive(self) -> None:
+        """No RTP from the caller for the RTP timeout."""
+        if self.state is CallState.CONFIRMED:
+            self._spawn_end("rtp-timeout", send_bye=True)
+
+    def _runner_closed(self, reason: str) -> None:
+        if self.state in (CallState.ANSWERED, CallState.CONFIRMED):
+            self._spawn_end("runner-hangup", send_bye=True)
+        # While ringing, open() raises RunnerUnavailable and the set-up answers 480.
+
+    # -- timers -------------------------------------------------------------
+
+    def _arm_session_timer(self, timer: SessionTimer) -> None:
+        # RFC 4028 §10: without a refresh before the interval ends, the session
+        # is over; we BYE at the interval less min(32 s, interval/3).
+        if self._session_expiry is not None:
+            self._session_expiry.cancel()
+        grace = min(32.0, timer.interval / 3)
+        self._session_expiry = asyncio.get_running_loop().call_later(
+            timer.interval - grace, lambda: self._spawn_end("session-expired", send_bye=True)
+        )
+
+    def _call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+        self._timers.append(asyncio.get_running_loop().call_later(seconds, callback))
+
+    # -- the end ------------------------------------------------------------
+
+    def _spawn_end(self, reason: str, *, send_bye: bool) -> None:
+        if self.state is not CallState.ENDED:
+            asyncio.get_running_loop().create_task(self.end(reason, send_bye=send_bye))
+
+    async def end(self, reason: str, *, send_bye: bool) -> None:
+        """End the call once: BYE if asked, stop the runner, free the media."""
+        if self.state is CallState.ENDED:
+            return
+        was_answered = self.state in (CallState.ANSWERED, CallState.CONFIRMED)
+        self._set_state(CallState.ENDED, reason=reason)
+        self.ended_reason = reason
+        for handle in self._timers:
+            handle.cancel()
+        if self._session_expiry is not None:
+            self._session_expiry.cancel()
+        if send_bye and was_answered and self.dialog is not None:
+            self.signalling.send_in_dialog(self.dialog, "BYE")
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+        if self.runner is not None:
+            await self.runner.close(reason)
+        if self.media is not None:
+            await self.media.close()
+        self.signalling.call_ended(self)
+
+    def _set_state(self, state: CallState, **fields: object) -> None:
+        self.state = state
+        self.log.info("call_state", state=state.value, **fields)
+
+
+def _caller_number(request: Request) -> str:
+    """The caller's user part from P-Asserted-Identity, else From."""
+    try:
+        value = request.headers.get("P-Asserted-Identity")
+        address = parse_name_address(value) if value else request.from_
+        uri = parse_uri(address.uri)
+        return uri.user_number or ""
+    except SipParseError:
+        return ""

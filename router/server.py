@@ -1,0 +1,313 @@
+"""The SIP side of the router: transports, transactions and request dispatch.
+
+:class:`SipRouter` owns the transports and the sans-I/O
+:class:`~router.sip.transaction.TransactionLayer`, drives its timers from the
+event loop's monotonic clock, and sends each request to the right place:
+OPTIONS is answered here, a new INVITE becomes a :class:`~router.calls.Call`,
+and in-dialog requests go to the call that owns the dialog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+import structlog
+
+from router.calls import Call, CallConfig, CallState
+from router.media.ports import RtpPortPool
+from router.media.session import MediaSession
+from router.numbers.store import Store
+from router.sip.dialog import Dialog, next_hop
+from router.sip.errors import SipParseError
+from router.sip.message import Request, Response, make_response
+from router.sip.transaction import (
+    AckReceived,
+    AckTimeout,
+    CancelReceived,
+    Event,
+    Outgoing,
+    Peer,
+    RequestReceived,
+    ServerTransaction,
+    TransactionLayer,
+)
+from router.transport import SipTransports, TransportLimits
+
+__all__ = ["ALLOWED_METHODS", "RouterConfig", "SipRouter"]
+
+log = structlog.get_logger("router.sip")
+
+ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+# Methods we know but do not serve: 405 with Allow (RFC 3261 §8.2.1).
+KNOWN_METHODS = frozenset(
+    {"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "REFER", "PUBLISH", "PRACK"}
+)
+# Option tags we implement; anything else in Require gets 420 (§8.2.2.3).
+SUPPORTED_EXTENSIONS = frozenset({"timer"})
+
+
+@dataclass
+class RouterConfig:
+    """Settings the SIP side needs."""
+
+    bind: str
+    sip_port: int
+    call: CallConfig
+    rtp_ports: tuple[int, int]
+    max_calls: int = 1000
+    udp: bool = True
+    tcp: bool = True
+    limits: TransportLimits = field(default_factory=TransportLimits)
+
+
+class SipRouter:
+    """Inbound SIP: receive, dispatch, answer, and keep calls' dialogs."""
+
+    def __init__(self, config: RouterConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.layer = TransactionLayer()
+        self.transports = SipTransports(self._message_received, limits=config.limits)
+        self.port_pool = RtpPortPool(*config.rtp_ports)
+        self.calls: dict[int, Call] = {}
+        self.dialogs: dict[tuple[str, str, str], Call] = {}
+        self.counters: Counter[str] = Counter()
+        self.port = config.sip_port
+        self.draining = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the SIP transports."""
+        self._loop = asyncio.get_running_loop()
+        self.port = await self.transports.start(
+            self.config.bind, self.config.sip_port, udp=self.config.udp, tcp=self.config.tcp
+        )
+        log.info("sip_listening", bind=self.config.bind, port=self.port)
+
+    async def stop(self) -> None:
+        """Hang up every call (BYE), then close the transports."""
+        self.draining = True
+        calls = list(self.calls.values())
+        await asyncio.gather(
+            *(call.end("shutdown", send_bye=True) for call in calls), return_exceptions=True
+        )
+        self._flush()
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.transports.close()
+
+    @property
+    def active_calls(self) -> int:
+        """Calls that have not ended yet."""
+        return len(self.calls)
+
+    # -- receiving ----------------------------------------------------------
+
+    def _message_received(self, message: Request | Response, peer: Peer) -> None:
+        now = self._now()
+        try:
+            if isinstance(message, Request):
+                events = self.layer.receive_request(message, peer, now)
+            else:
+                events = self.layer.receive_response(message, peer, now)
+            for event in events:
+                self._dispatch(event)
+        except SipParseError as error:
+            # A header the transaction layer needed was unreadable.
+            self.transports.parse_failed(error, peer)
+        self._flush()
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._request(event.transaction)
+        elif isinstance(event, AckReceived):
+            call = self._call_for(event.request)
+            if call is not None:
+                call.on_ack(event.request)
+        elif isinstance(event, CancelReceived):
+            call = self.calls.get(id(event.invite))
+            if call is not None:
+                call.on_cancel()
+        elif isinstance(event, AckTimeout):
+            call = self.calls.get(id(event.invite))
+            if call is not None:
+                call.on_ack_timeout()
+
+    def _request(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        self.counters[f"requests_{request.method.lower()}"] += 1
+        unsupported = _unsupported_extensions(request)
+        if unsupported:
+            response = make_response(request, 420, "Bad Extension")
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            self.respond(transaction, response)
+            return
+        if request.to_tag:
+            self._in_dialog(transaction)
+        elif request.method == "INVITE":
+            self._new_call(transaction)
+        elif request.method == "OPTIONS":
+            self._options(transaction)
+        elif request.method in ("BYE", "INFO", "UPDATE"):
+            self._simple(transaction, 481, "Call/Transaction Does Not Exist")
+        elif request.method in KNOWN_METHODS:
+            self._method_not_allowed(transaction)
+        else:
+            self._simple(transaction, 501, "Not Implemented")
+
+    def _options(self, transaction: ServerTransaction) -> None:
+        # RFC 3261 §11.2; carriers use OPTIONS as a keep-alive. While draining
+        # we answer 503 so load balancers move traffic elsewhere.
+        status = 503 if self.draining else 200
+        response = make_response(transaction.request, status)
+        response.headers.add("Allow", ALLOWED_METHODS)
+        response.headers.add("Accept", "application/sdp")
+        response.headers.add("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))
+        self.respond(transaction, response)
+
+    def _method_not_allowed(self, transaction: ServerTransaction) -> None:
+        response = make_response(transaction.request, 405)
+        response.headers.add("Allow", ALLOWED_METHODS)
+        self.respond(transaction, response)
+
+    def _simple(self, transaction: ServerTransaction, status: int, reason: str | None = None) -> None:
+        self.respond(transaction, make_response(transaction.request, status, reason))
+
+    def _new_call(self, transaction: ServerTransaction) -> None:
+        if self.draining or len(self.calls) >= self.config.max_calls:
+            # 503 only for faults of the whole instance (RFC 3261 §21.5.4).
+            response = make_response(transaction.request, 503, "Call Limit Reached")
+            response.headers.add("Retry-After", "5")
+            self.respond(transaction, response)
+            return
+        call = Call(
+            transaction,
+            signalling=self,
+            store=self.store,
+            media_factory=self._media_for,
+            config=self.config.call,
+        )
+        self.calls[id(transaction)] = call
+        self.counters["calls_started"] += 1
+        call.start()
+
+    def _in_dialog(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        call = self._call_for(request)
+        if call is None or call.state is CallState.ENDED:
+            # §12.2.2: a request for a dialog we do not know.
+            self._simple(transaction, 481, "Call/Transaction Does Not Exist")
+            return
+        if request.method == "BYE":
+            call.on_bye(transaction)
+        elif request.method == "INVITE":
+            call.on_reinvite(transaction)
+        elif request.method in ("INFO", "UPDATE", "OPTIONS"):
+            call.on_in_dialog_request(transaction)
+        elif request.method in KNOWN_METHODS:
+            self._method_not_allowed(transaction)
+        else:
+            self._simple(transaction, 501, "Not Implemented")
+
+    def _call_for(self, request: Request) -> Call | None:
+        key = (request.call_id, request.to_tag or "", request.from_tag or "")
+        return self.dialogs.get(key)
+
+    def _media_for(self, call: Call) -> MediaSession:
+        return MediaSession(
+            pool=self.port_pool,
+            bind_host=self.config.bind,
+            events=call,
+            inactivity_timeout=self.config.call.rtp_timeout,
+            max_queued_frames=self.config.call.max_queued_frames,
+        )
+
+    # -- Signalling (used by calls) -----------------------------------------
+
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
+        """Send a response in a server transaction."""
+        self.layer.respond(transaction, response, self._now())
+        self._flush()
+
+    def send_in_dialog(self, dialog: Dialog, method: str) -> None:
+        """Send an in-dialog request (BYE) in a client transaction."""
+        host, port = self.config.call.advertise, self.port
+        request = dialog.build_request(method, via_host=host, via_port=port)
+        try:
+            hop_host, hop_port, transport = next_hop(request)
+        except SipParseError as error:
+            log.warning("no_route_for_request", method=method, reason=error.reason)
+            return
+        if transport == "TCP" and not self.config.tcp or transport not in ("UDP", "TCP"):
+            transport = "UDP"
+        self.layer.send_request(request, Peer(transport, hop_host, hop_port), self._now())
+        self._flush()
+
+    def dialog_established(self, call: Call) -> None:
+        """Index a call by its dialog so in-dialog requests find it."""
+        assert call.dialog is not None
+        self.dialogs[call.dialog.key] = call
+
+    def call_ended(self, call: Call) -> None:
+        """Forget a call that has ended."""
+        self.calls.pop(id(call.invite), None)
+        if call.dialog is not None:
+            self.dialogs.pop(call.dialog.key, None)
+        self.counters["calls_ended"] += 1
+        if call.final_status is not None:
+            self.counters[f"calls_final_{call.final_status}"] += 1
+
+    def contact_header(self, transport: str) -> str:
+        """Our Contact for dialogs, on the advertised address."""
+        host = self.config.call.advertise
+        host = f"[{host}]" if ":" in host else host
+        suffix = ";transport=tcp" if transport == "TCP" else ""
+        return f"<sip:{host}:{self.port}{suffix}>"
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _now(self) -> float:
+        loop = self._loop or asyncio.get_running_loop()
+        return loop.time()
+
+    def _flush(self) -> None:
+        outbox = self.layer.outbox
+        if outbox:
+            self.layer.outbox = []
+            for outgoing in outbox:
+                self._send(outgoing)
+        self._reschedule()
+
+    def _send(self, outgoing: Outgoing) -> None:
+        try:
+            self.transports.send(outgoing)
+        except (OSError, SipParseError) as error:
+            log.warning("sip_send_failed", error=str(error))
+
+    def _reschedule(self) -> None:
+        deadline = self.layer.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._fire_timers)
+
+    def _fire_timers(self) -> None:
+        self._timer = None
+        for event in self.layer.fire_timers(self._now()):
+            self._dispatch(event)
+        self._flush()
+
+
+def _unsupported_extensions(request: Request) -> list[str]:
+    if request.method in ("ACK", "CANCEL"):
+        return []
+    required = [tag.strip().lower() for tag in request.headers.get_all("Require")]
+    return [tag for tag in required if tag and tag not in SUPPORTED_EXTENSIONS]

@@ -1,0 +1,196 @@
+"""Router settings: one pydantic-settings model for env, config file and CLI.
+
+Precedence, highest first: command-line options, ``ROUTER_*`` environment
+variables, the TOML config file (``--config`` / ``ROUTER_CONFIG``), defaults.
+A bad value stops start-up with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import phonenumbers
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["ConfigError", "Settings", "load_settings", "primary_address"]
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    """Everything the router can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="forbid")
+
+    bind: str = Field("0.0.0.0", description="Address the SIP and RTP sockets bind to.")
+    advertise: str | None = Field(
+        None,
+        description="Address put in Via, Contact and SDP; default: the bind address, or "
+        "the host's primary address when bound to all addresses.",
+    )
+    sip_port: int = Field(5060, ge=1, le=65535)
+    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"])
+    rtp_ports: str = Field("10000-20000", description="RTP port range LO-HI (even ports).")
+
+    redis_url: str | None = None
+    redis_prefix: str = "sip-router:"
+    db_path: str | None = None
+
+    default_country: str | None = Field(
+        None, description="ISO 3166-1 alpha-2 country for national-format numbers."
+    )
+    ringing_timeout: float = Field(10.0, gt=0, description="Seconds to reach the runner.")
+    rtp_timeout: float = Field(30.0, gt=0, description="Seconds without RTP before BYE.")
+    max_calls: int = Field(1000, ge=1)
+    max_queued_audio_s: float = Field(10.0, gt=0, le=300)
+    max_message_size: int = Field(65_535, ge=1500, le=65_535)
+    max_tcp_connections: int = Field(1024, ge=1)
+    tcp_idle_timeout: float = Field(300.0, gt=0)
+
+    http_bind: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("bind", "http_bind")
+    @classmethod
+    def _check_ip(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+    @field_validator("rtp_ports")
+    @classmethod
+    def _check_rtp_ports(cls, value: str) -> str:
+        parse_port_range(value)
+        return value
+
+    @field_validator("default_country")
+    @classmethod
+    def _check_country(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        value = value.upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country we know")
+        return value
+
+    @field_validator("transports", mode="before")
+    @classmethod
+    def _split_transports(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_transports(self) -> Settings:
+        if not self.transports:
+            raise ValueError("transports: at least one of udp, tcp")
+        return self
+
+    @property
+    def rtp_port_range(self) -> tuple[int, int]:
+        """The RTP range as (low, high)."""
+        return parse_port_range(self.rtp_ports)
+
+    @property
+    def advertised_address(self) -> str:
+        """The address peers must use to reach us (Via, Contact, SDP)."""
+        if self.advertise:
+            return self.advertise
+        if ipaddress.ip_address(self.bind).is_unspecified:
+            return primary_address(ipv6=":" in self.bind)
+        return self.bind
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Values from the TOML file named by ``ROUTER_CONFIG`` (if any)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("ROUTER_CONFIG")
+        if not path:
+            return {}
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"config file {path}: {error}") from None
+        return dict(data.get("router", data))
+
+
+def parse_port_range(value: str) -> tuple[int, int]:
+    """Parse ``LO-HI`` into a validated pair.
+
+    Raises:
+        ValueError: when the range is malformed or outside 1024..65535.
+    """
+    try:
+        low_text, high_text = value.split("-", 1)
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a port range LO-HI") from None
+    if not 1024 <= low < high <= 65535 or high - low < 3:
+        raise ValueError(f"{value!r}: need 1024 <= LO < HI <= 65535 with room for two ports")
+    return low, high
+
+
+def primary_address(ipv6: bool = False) -> str:
+    """Return the address this host uses for its default route.
+
+    Connecting a UDP socket sends nothing; it only asks the kernel which
+    source address it would use. Falls back to loopback on a host without a
+    route.
+    """
+    family = socket.AF_INET6 if ipv6 else socket.AF_INET
+    probe = "2001:db8::1" if ipv6 else "192.0.2.1"
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((probe, 9))
+            return str(sock.getsockname()[0])
+        except OSError:
+            return "::1" if ipv6 else "127.0.0.1"
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Build settings from CLI overrides, environment and config file.
+
+    Raises:
+        ConfigError: naming the first bad setting.
+    """
+    values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        env = f"ROUTER_{name.upper()}"
+        raise ConfigError(f"invalid setting {name} ({env}): {first['msg']}") from None
+
+
+def default_db_path() -> Path:
+    """The embedded store's default file, in the user's data directory."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sip-router")) / "router.db"

@@ -1,0 +1,369 @@
+"""asyncio SIP transports: UDP and TCP endpoints that feed the sans-I/O core.
+
+Both transports parse what they receive into :class:`~router.sip.message.Request`
+or :class:`~router.sip.message.Response` objects and hand them, with the
+:class:`~router.sip.transaction.Peer` they came from, to one callback. Sending
+follows RFC 3261 §18: responses go back on the connection the request came on
+while it is open, otherwise to the address §18.2.2 names (``received`` and
+``rport``, then the Via sent-by); requests go to the next hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from router.sip.errors import SipParseError
+from router.sip.message import (
+    Request,
+    Response,
+    StreamFramer,
+    make_response,
+    parse_message,
+)
+from router.sip.transaction import Outgoing, Peer
+
+__all__ = [
+    "MAX_UDP_DATAGRAM",
+    "SipTransports",
+    "TransportLimits",
+    "response_destination",
+]
+
+log = structlog.get_logger("router.transport")
+
+# The largest UDP payload IPv4 can carry: 65,535 - 20 (IP) - 8 (UDP).
+MAX_UDP_DATAGRAM = 65_507
+
+# Socket buffers sized for bursts of thousands of datagrams; the kernel caps
+# them at net.core.rmem_max / wmem_max.
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+
+MessageHandler = Callable[[Request | Response, Peer], None]
+
+
+@dataclass(frozen=True)
+class TransportLimits:
+    """Limits on what a peer can make the transports hold."""
+
+    max_message_size: int = 65_535
+    max_tcp_connections: int = 1024
+    # RFC 5626 keep-alives come every ~2 minutes; an idle connection past
+    # this is dropped so abandoned connections cannot pile up.
+    tcp_idle_timeout: float = 300.0
+    tcp_connect_timeout: float = 5.0
+
+
+def response_destination(response: Response, peer: Peer) -> tuple[str, int]:
+    """Return the address a response goes to over UDP or a new connection.
+
+    RFC 3261 §18.2.2 with RFC 3581: ``received`` with ``rport`` when the
+    client asked for it, otherwise the sent-by host (or ``received``) and the
+    sent-by port (5060 by default).
+    """
+    via = response.top_via
+    host = via.received or via.host
+    if via.rport:
+        return host, int(via.rport)
+    return host, via.port or 5060
+
+
+def stamp_top_via(request: Request, peer: Peer) -> None:
+    """Add ``received`` and fill ``rport`` in the top Via (§18.2.1, RFC 3581 §4)."""
+    via = request.top_via
+    changed = False
+    if via.host != peer.host:
+        via.params["received"] = peer.host
+        changed = True
+    if "rport" in via.params and not via.params["rport"]:
+        via.params["rport"] = str(peer.port)
+        via.params.setdefault("received", peer.host)
+        changed = True
+    if changed:
+        vias = request.headers.get_all("Via")
+        vias[0] = str(via)
+        request.headers.set("Via", vias[0])
+        for value in vias[1:]:
+            request.headers.add("Via", value)
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipTransports) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        host, port = str(addr[0]), int(addr[1])  # type: ignore[call-overload]
+        self.owner.message_received(data, Peer("UDP", host, port))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable after we sent to a gone peer: nothing to do.
+        log.debug("udp_error", error=str(exc))
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One SIP-over-TCP connection, framed by Content-Length (§18.3)."""
+
+    def __init__(self, owner: SipTransports) -> None:
+        self.owner = owner
+        self.framer = StreamFramer(max_size=owner.limits.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        host, port = transport.get_extra_info("peername")[:2]
+        self.peer = Peer("TCP", host, port, connection=self)
+        if not self.owner.add_connection(self):
+            log.warning("tcp_connection_limit", peer=host)
+            transport.abort()
+            return
+        self._touch()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None and self.transport is not None
+        self._touch()
+        try:
+            messages = self.framer.feed(data)
+        except SipParseError as error:
+            self.owner.parse_failed(error, self.peer)
+            self.transport.close()
+            return
+        if self.framer.pongs_due:
+            # RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
+            self.transport.write(b"\r\n" * self.framer.pongs_due)
+            self.framer.pongs_due = 0
+        for message in messages:
+            self.owner.deliver(message, self.peer)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+            self._touch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+        self.owner.remove_connection(self)
+
+    def _touch(self) -> None:
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+        loop = asyncio.get_running_loop()
+        self.idle_handle = loop.call_later(self.owner.limits.tcp_idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        if self.transport is not None:
+            log.info("tcp_idle_close", peer=self.peer.host if self.peer else None)
+            self.transport.close()
+
+
+class SipTransports:
+    """UDP and TCP listeners on one address, plus the sending side."""
+
+    def __init__(
+        self,
+        on_message: MessageHandler,
+        *,
+        limits: TransportLimits | None = None,
+    ) -> None:
+        self.on_message = on_message
+        self.limits = limits or TransportLimits()
+        self.udp: asyncio.DatagramTransport | None = None
+        self.tcp_server: asyncio.Server | None = None
+        self.connections: set[_TcpConnection] = set()
+        self._by_address: dict[tuple[str, int], _TcpConnection] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        self.parse_errors = 0
+
+    async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> int:
+        """Bind UDP and TCP on ``host``:``port``; return the port (useful with 0)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if udp:
+            sock = _udp_socket(host, port, family)
+            port = sock.getsockname()[1]
+            self.udp, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), sock=sock
+            )
+        if tcp:
+            self.tcp_server = await loop.create_server(
+                lambda: _TcpConnection(self), host, port, family=family, reuse_address=True
+            )
+            port = self.tcp_server.sockets[0].getsockname()[1]
+        return port
+
+    async def close(self) -> None:
+        """Stop listening, close every connection and wait for pending sends."""
+        if self.udp is not None:
+            self.udp.close()
+        if self.tcp_server is not None:
+            self.tcp_server.close()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        for task in list(self._pending):
+            task.cancel()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self.tcp_server is not None:
+            await self.tcp_server.wait_closed()
+
+    # -- receiving ----------------------------------------------------------
+
+    def message_received(self, data: bytes, peer: Peer) -> None:
+        """Parse one UDP datagram and deliver it."""
+        if len(data) <= 4 and not data.strip():
+            return  # RFC 5626 keep-alive on UDP: a bare CRLF, nothing to answer.
+        try:
+            message = parse_message(data, max_size=self.limits.max_message_size)
+        except SipParseError as error:
+            self.parse_failed(error, peer)
+            return
+        self.deliver(message, peer)
+
+    def deliver(self, message: Request | Response, peer: Peer) -> None:
+        """Hand a parsed message to the owner, stamping the Via of requests."""
+        if isinstance(message, Request):
+            try:
+                stamp_top_via(message, peer)
+            except SipParseError as error:
+                self.parse_failed(error, peer)
+                return
+        self.on_message(message, peer)
+
+    def parse_failed(self, error: SipParseError, peer: Peer) -> None:
+        """Answer a malformed request 400 when it can be answered, else drop it."""
+        self.parse_errors += 1
+        log.info("sip_parse_error", peer=peer.host, port=peer.port, reason=error.reason)
+        partial = getattr(error, "partial", None)
+        if not isinstance(partial, Request) or partial.method == "ACK":
+            return  # §21.4.1 needs Via/From/To/Call-ID/CSeq to answer at all.
+        try:
+            response = make_response(partial, 400, error.reason)
+            self.send(Outgoing(response, peer))
+        except SipParseError:
+            return
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, outgoing: Outgoing) -> None:
+        """Send a response or request, choosing the route per RFC 3261 §18."""
+        data = outgoing.message.serialise()
+        peer = outgoing.peer
+        if isinstance(outgoing.message, Response):
+            self._send_response(data, outgoing.message, peer)
+        else:
+            self._send_request(data, peer)
+
+    def _send_response(self, data: bytes, response: Response, peer: Peer) -> None:
+        if peer.reliable:
+            connection = peer.connection
+            if isinstance(connection, _TcpConnection) and not connection.closed:
+                connection.write(data)
+                return
+            # §18.2.2: the connection is gone; open one to the Via sent-by
+            # (received IP with the sent-by port, never the ephemeral port).
+            via = response.top_via
+            host = via.received or via.host
+            self._spawn(self._send_tcp(data, host, via.port or 5060))
+            return
+        self._send_udp(data, response_destination(response, peer))
+
+    def _send_request(self, data: bytes, peer: Peer) -> None:
+        if peer.reliable:
+            connection = peer.connection
+            if not isinstance(connection, _TcpConnection) or connection.closed:
+                connection = self._by_address.get((peer.host, peer.port))
+            if connection is not None and not connection.closed:
+                connection.write(data)
+                return
+            self._spawn(self._send_tcp(data, peer.host, peer.port))
+            return
+        self._send_udp(data, (peer.host, peer.port))
+
+    def _send_udp(self, data: bytes, address: tuple[str, int]) -> None:
+        if self.udp is None:
+            return
+        if _is_ip(address[0]):
+            self.udp.sendto(data, address)
+        else:
+            self._spawn(self._resolve_and_send_udp(data, address))
+
+    async def _resolve_and_send_udp(self, data: bytes, address: tuple[str, int]) -> None:
+        # Limitation: plain A/AAAA lookup; RFC 3263 NAPTR/SRV lookups are not
+        # done, so a hostname hop must be reachable on the port it names.
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(address[0], address[1], type=socket.SOCK_DGRAM)
+        except OSError as error:
+            log.warning("sip_resolve_failed", host=address[0], error=str(error))
+            return
+        if infos and self.udp is not None:
+            self.udp.sendto(data, infos[0][4][:2])
+
+    async def _send_tcp(self, data: bytes, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, protocol = await asyncio.wait_for(
+                loop.create_connection(lambda: _TcpConnection(self), host, port),
+                self.limits.tcp_connect_timeout,
+            )
+        except (OSError, TimeoutError) as error:
+            log.warning("sip_tcp_connect_failed", host=host, port=port, error=str(error))
+            return
+        assert isinstance(protocol, _TcpConnection)
+        protocol.write(data)
+
+    def _spawn(self, coroutine: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    # -- connection bookkeeping --------------------------------------------
+
+    def add_connection(self, connection: _TcpConnection) -> bool:
+        """Register a connection; False when the connection limit is reached."""
+        if len(self.connections) >= self.limits.max_tcp_connections:
+            return False
+        self.connections.add(connection)
+        if connection.peer is not None:
+            self._by_address[(connection.peer.host, connection.peer.port)] = connection
+        return True
+
+    def remove_connection(self, connection: _TcpConnection) -> None:
+        """Forget a closed connection."""
+        self.connections.discard(connection)
+        if connection.peer is not None:
+            key = (connection.peer.host, connection.peer.port)
+            if self._by_address.get(key) is connection:
+                del self._by_address[key]
+
+
+def _udp_socket(host: str, port: int, family: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        except OSError:
+            pass
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
