@@ -1,0 +1,1 @@
+"""HTTP side of the router: health, readiness, metrics."""

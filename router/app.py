@@ -1,0 +1,110 @@
+"""Assemble a running router from settings: store, SIP side and HTTP side."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from collections.abc import Callable
+from contextlib import suppress
+
+import structlog
+
+from router.api.health import HealthServer
+from router.calls import CallConfig
+from router.numbers.store import Store, open_store
+from router.server import RouterConfig, SipRouter
+from router.settings import Settings
+from router.transport import TransportLimits
+
+__all__ = ["Router", "run_until_signalled"]
+
+log = structlog.get_logger("router")
+
+# 50 frames of 20 ms per second of queued runner audio.
+FRAMES_PER_SECOND = 50
+
+
+class Router:
+    """One router instance: its store, its SIP side and its HTTP side."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self.store: Store | None = store
+        self.sip: SipRouter | None = None
+        self.http: HealthServer | None = None
+
+    async def start(self) -> None:
+        """Open the store and bind SIP and HTTP."""
+        settings = self.settings
+        if self.store is None:
+            self.store = await open_store(
+                redis_url=settings.redis_url,
+                db_path=settings.db_path,
+                key_prefix=settings.redis_prefix,
+            )
+        advertise = settings.advertised_address
+        config = RouterConfig(
+            bind=settings.bind,
+            sip_port=settings.sip_port,
+            rtp_ports=settings.rtp_port_range,
+            max_calls=settings.max_calls,
+            udp="udp" in settings.transports,
+            tcp="tcp" in settings.transports,
+            limits=TransportLimits(
+                max_message_size=settings.max_message_size,
+                max_tcp_connections=settings.max_tcp_connections,
+                tcp_idle_timeout=settings.tcp_idle_timeout,
+            ),
+            call=CallConfig(
+                advertise=advertise,
+                default_country=settings.default_country,
+                ringing_timeout=settings.ringing_timeout,
+                rtp_timeout=settings.rtp_timeout,
+                max_queued_frames=int(settings.max_queued_audio_s * FRAMES_PER_SECOND),
+            ),
+        )
+        self.sip = SipRouter(config, self.store)
+        await self.sip.start()
+        if settings.http_port:
+            self.http = HealthServer(self.sip, self.store)
+            await self.http.start(settings.http_bind, settings.http_port)
+        log.info(
+            "router_started",
+            bind=settings.bind,
+            advertise=advertise,
+            sip_port=self.sip.port,
+            rtp_ports=settings.rtp_ports,
+            store="redis" if settings.redis_url else "embedded",
+        )
+        if not ipaddress.ip_address(settings.bind).is_loopback and advertise.startswith("127."):
+            log.warning("advertising_loopback", advertise=advertise, bind=settings.bind)
+
+    async def stop(self) -> None:
+        """Hang up calls, close the listeners and the store we opened."""
+        if self.http is not None:
+            await self.http.stop()
+        if self.sip is not None:
+            await self.sip.stop()
+        if self.store is not None and self._store is None:
+            await self.store.close()
+
+
+async def run_until_signalled(
+    router: Router, on_started: Callable[[], object] | None = None
+) -> None:
+    """Start ``router``, run until SIGINT or SIGTERM, then stop it cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await router.start()
+    if on_started is not None:
+        on_started()
+    try:
+        await stop.wait()
+    finally:
+        log.info("router_stopping")
+        await router.stop()
