@@ -36,6 +36,7 @@ from websockets.exceptions import (
     InvalidStatus,
     InvalidURI,
 )
+from websockets.frames import Close
 
 from router.runner.protocol import (
     MAX_RUNNER_MESSAGE,
@@ -86,10 +87,6 @@ CONTROL_HEADROOM = 50
 # Invalid runner messages are logged at most once per this many seconds, so a
 # runner sending garbage at frame rate does not flood the log.
 INVALID_LOG_INTERVAL = 1.0
-
-# WebSocket close code 1006: the connection dropped without a closing handshake
-# (RFC 6455 §7.1.5); websockets reports it when no close frame was exchanged.
-_ABNORMAL_CLOSURE = 1006
 
 _logger = structlog.get_logger(__name__)
 
@@ -197,11 +194,18 @@ def _describe_failure(exc: BaseException, timeout: float) -> str:
 
 def _describe_closure(ws: ClientConnection) -> str:
     """Say how the runner's connection ended, for ``on_closed``."""
-    code = ws.close_code
-    if code is None or code == _ABNORMAL_CLOSURE:
-        return "runner connection lost"
-    detail = f" {ws.close_reason}" if ws.close_reason else ""
-    return f"runner closed ({code}{detail})"
+    received, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
+    if received is not None:
+        return f"runner closed ({_describe_close_frame(received)})"
+    if sent is not None:
+        # RFC 6455 §7.1.7: we failed the connection (message too big, keepalive
+        # ping timeout, ...) and did not wait for the runner's close frame.
+        return f"runner connection failed ({_describe_close_frame(sent)})"
+    return "runner connection lost"
+
+
+def _describe_close_frame(frame: Close) -> str:
+    return f"{frame.code} {frame.reason}" if frame.reason else f"{frame.code}"
 
 
 class RunnerSession:
