@@ -33,6 +33,9 @@ _VISUAL_SEPARATORS = str.maketrans("", "", "-.() \t")
 # random numbers.
 _NORMALISE_CACHE_SIZE = 4096
 
+# phonenumbers' region for country codes that belong to no country.
+_NON_GEOGRAPHIC = "001"
+
 
 class InvalidNumber(ValueError):
     """A number given for storage is not a valid E.164 number."""
@@ -142,8 +145,7 @@ def validate_e164(number: str, country: str | None = None) -> tuple[str, str]:
 
     if region is None:
         return e164, _derive_country(parsed, e164)
-    if phonenumbers.country_code_for_region(region) != parsed.country_code:
-        raise InvalidNumber(f"{e164} is not a number of country {region}")
+    _check_number_of_country(parsed, region, e164)
     return e164, region
 
 
@@ -154,6 +156,17 @@ def _check_country(country: str | None) -> str | None:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise InvalidNumber(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
     return region
+
+
+def _check_number_of_country(
+    parsed: phonenumbers.PhoneNumber, region: str, e164: str
+) -> None:
+    # Non-geographic numbers (+800 freephone, +882 networks) belong to no country, so
+    # any given country is accepted for them (E.164 "global services" numbers).
+    if phonenumbers.region_code_for_number(parsed) == _NON_GEOGRAPHIC:
+        return
+    if phonenumbers.country_code_for_region(region) != parsed.country_code:
+        raise InvalidNumber(f"{e164} is not a number of country {region}")
 
 
 def _parse_for_storage(
@@ -168,8 +181,7 @@ def _parse_for_storage(
 
 def _derive_country(parsed: phonenumbers.PhoneNumber, e164: str) -> str:
     region = phonenumbers.region_code_for_number(parsed)
-    # Non-geographic numbers (+800 freephone, +882 networks) have the pseudo-region
-    # "001", which is not an ISO 3166-1 code.
+    # Non-geographic numbers have the pseudo-region "001", not an ISO 3166-1 code.
     if region is None or region not in phonenumbers.SUPPORTED_REGIONS:
         raise InvalidNumber(f"{e164} belongs to no single country: give the country")
     return str(region)
