@@ -8,8 +8,10 @@ import base64
 import datetime
 import ipaddress
 import json
+import signal
 import socket
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -259,6 +261,23 @@ async def test_runner_closing_before_start_raises_runner_unavailable(
     else:
         await wait_until(lambda: harness.closed != [])
         assert harness.closed == ["runner closed (1013 try again later)"]
+
+
+async def test_runner_is_reached_directly_even_when_the_environment_names_a_proxy(
+    echo: EchoRunner, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Call audio must not be routed through a proxy picked up from the environment;
+    # the proxy named here has no listener, so using it would fail the open.
+    dead_proxy = f"http://{LOOPBACK}:{free_port()}"
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+    session = harness.session(echo_url(echo))
+    await session.open()
+
+    assert session.is_open
 
 
 async def test_an_invalid_url_raises_runner_unavailable(harness: Harness) -> None:
@@ -606,6 +625,49 @@ async def test_echo_runner_ends_the_session_on_stop(
 
     await wait_until(lambda: echo.sessions == 0)
     assert [start.call_sid for start in echo.starts] == ["call-7"]
+
+
+async def read_until(stream: asyncio.StreamReader, needle: bytes) -> bytes:
+    """Read lines until one contains ``needle``; return everything read."""
+    seen = b""
+    while needle not in seen:
+        line = await asyncio.wait_for(stream.readline(), 10.0)
+        if not line:
+            raise AssertionError(f"{needle!r} never logged; got {seen!r}")
+        seen += line
+    return seen
+
+
+async def test_echo_runner_entry_point_logs_sessions_and_digits_until_sigterm(
+    harness: Harness,
+) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from router.runner.echo import main_echo_runner as run; "
+        f"run({LOOPBACK!r}, {port})",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert process.stdout is not None
+    try:
+        await read_until(process.stdout, b"echo runner listening")
+        session = harness.session(f"ws://{LOOPBACK}:{port}/")
+        await session.open()
+        session.send_dtmf("7")
+        await session.close()
+        logged = await read_until(process.stdout, b"echo session ended")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(process.communicate(), 10.0)
+
+    assert b"echo session started" in logged
+    assert b"digit=7" in logged
+    assert b"echo runner stopped" in rest
+    assert process.returncode == 0
 
 
 # Leaks.
