@@ -63,7 +63,8 @@ __all__ = [
     "StreamStart",
 ]
 
-# Keepalive: a ping every 10 s, and a runner that has not answered within 10 s more
+# Keepalive (RFC 6455 §5.5.2, §5.5.3: the runner must answer a ping with a pong):
+# a ping every 10 s, and a runner that has not answered within 10 s more
 # is declared dead. 20 s of silence is long for a conversation but short enough
 # that a vanished runner does not hold a caller on a dead line; websockets'
 # default of 20 s + 20 s would double that.

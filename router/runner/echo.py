@@ -250,6 +250,7 @@ class _EchoSession:
         await asyncio.sleep(delay)
         self._hanging_up = True
         self._log.info("echo runner hanging up", after=delay)
+        # RFC 6455 §7.4.1: 1000 is a normal closure, the stream has done its job.
         await self._ws.close(1000, "runner hangup")
 
 

@@ -64,7 +64,8 @@ MAX_RUNNER_MESSAGE = 1024 * 1024
 PROTOCOL_NAME = "Call"
 PROTOCOL_VERSION = "1.0.0"
 
-# G.711 mu-law at 8 kHz, mono: one byte per sample, so 8 bytes per millisecond.
+# RFC 3551 §4.5.14: PCMU is G.711 mu-law sampled at 8000 Hz, one byte per sample,
+# so 8 bytes of payload per millisecond.
 AUDIO_ENCODING = "audio/x-mulaw"
 SAMPLE_RATE = 8000
 BYTES_PER_MS = SAMPLE_RATE // 1000
@@ -188,6 +189,8 @@ def _b64encode(data: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     """Decode strict standard base64, raising :exc:`RunnerProtocolError`."""
+    # RFC 4648 §3.3: characters outside the alphabet (line breaks included) are
+    # rejected rather than skipped, so a corrupted payload is reported, not played.
     try:
         return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
@@ -203,9 +206,9 @@ class StreamEncoder:
     audio in milliseconds since the stream started.
 
     Media messages are built by formatting a template prepared once per stream:
-    base64 text is drawn from ``[A-Za-z0-9+/=]`` and needs no JSON escaping, so a
-    20 ms frame costs one base64 encode and one string format, not a
-    ``json.dumps`` of a fresh dictionary.
+    base64 text (RFC 4648 §4) is drawn from ``[A-Za-z0-9+/=]`` and needs no JSON
+    escaping, so a 20 ms frame costs one base64 encode and one string format, not
+    a ``json.dumps`` of a fresh dictionary.
     """
 
     def __init__(self, stream_sid: str, *, account_sid: str, call_sid: str) -> None:
