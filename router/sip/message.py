@@ -547,7 +547,7 @@ def _parse_request_line(line: str) -> tuple[str, str]:
     parts = line.split()
     if len(parts) != 3 or not is_token(parts[0]):
         raise SipParseError("Bad request line", repr(line[:60]))
-    _check_version(parts[2])
+    _check_version(parts[2], "Bad request line")
     return parts[0], parts[1]
 
 
@@ -556,7 +556,7 @@ def _parse_status_line(line: str) -> tuple[int, str]:
     parts = line.split(None, 2)
     if len(parts) < 2:
         raise SipParseError("Bad status line", repr(line[:60]))
-    _check_version(parts[0])
+    _check_version(parts[0], "Bad status line")
     code = parts[1]
     if (
         len(code) != 3
@@ -568,13 +568,13 @@ def _parse_status_line(line: str) -> tuple[int, str]:
     return int(code), parts[2].strip() if len(parts) == 3 else ""
 
 
-def _check_version(version: str) -> None:
+def _check_version(version: str, reason: str) -> None:
     # RFC 3261 §7.1: the version string is case-insensitive.
     if version.upper() == SIP_VERSION:
         return
     if version[:4].upper() == "SIP/":
         raise SipParseError("Version Not Supported", version[:20], status=505)
-    raise SipParseError("Bad start line", version[:20])
+    raise SipParseError(reason, f"not SIP: {version[:20]!r}")
 
 
 def _frame_body(headers: Headers, body: bytes, framed: bool) -> bytes:
