@@ -27,15 +27,18 @@ def redis_url() -> str:
     client = redis.Redis.from_url(
         url, socket_connect_timeout=_PROBE_TIMEOUT_S, socket_timeout=_PROBE_TIMEOUT_S
     )
+    problem: Exception | None = None
     try:
         client.ping()
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        problem = exc
+    finally:
+        client.close()
+    if problem is not None:
         pytest.fail(
-            f"Redis is not reachable at {url} ({exc}): start it with "
+            f"Redis is not reachable at {url} ({problem}): start it with "
             "`redis-server --bind 127.0.0.1 --port 6379 --save '' --daemonize yes`, "
             "or point ROUTER_TEST_REDIS_URL at a running one",
             pytrace=False,
         )
-    finally:
-        client.close()
     return url

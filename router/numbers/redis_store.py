@@ -220,6 +220,8 @@ return redis.call('HGETALL', nkey(e164))
 """
 
 # KEYS[1] = pipe hash, ARGV[3..] = field/value pairs. Returns the pipe hash or {}.
+# Limitation: this and _DELETE_PIPE publish once per number of the pipe inside the
+# script; a pipe with hundreds of thousands of numbers holds Redis that long.
 _UPDATE_PIPE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
 if #ARGV > 2 then
