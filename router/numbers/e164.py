@@ -92,17 +92,20 @@ def _normalise_digits(
     if not international and country:
         readings.append(_parse(digits, country))
     readings.append(_parse("+" + digits, None))
-    parsed = [number for number in readings if number is not None]
-
-    for number in parsed:
-        if phonenumbers.is_valid_number(number):
-            return _format_e164(number)
+    candidates = [(n, _format_e164(n)) for n in readings if n is not None]
+    # phonenumbers accepts some national numbers that are longer than E.164 allows
+    # (ITU-T E.164 §6: at most 15 digits); no such number can be in the store.
+    candidates = [
+        (n, e164) for n, e164 in candidates if len(e164) <= MAX_E164_DIGITS + 1
+    ]
 
     # A number the metadata does not (yet) know as assigned can still be in our store
-    # (test ranges, newly opened ranges); a plausible length is enough to look it up.
-    for number in parsed:
-        if phonenumbers.is_possible_number(number):
-            return _format_e164(number)
+    # (test ranges, newly opened ranges): after valid readings, a plausible length is
+    # enough to look it up.
+    for acceptable in (phonenumbers.is_valid_number, phonenumbers.is_possible_number):
+        for number, e164 in candidates:
+            if acceptable(number):
+                return e164
     return None
 
 
@@ -139,9 +142,10 @@ def validate_e164(number: str, country: str | None = None) -> tuple[str, str]:
         raise InvalidNumber(f"{number!r} is not a telephone number: use + and digits")
 
     parsed = _parse_for_storage(digits, region)
-    if parsed is None or not phonenumbers.is_valid_number(parsed):
+    e164 = _format_e164(parsed) if parsed else ""
+    too_long = len(e164) > MAX_E164_DIGITS + 1
+    if parsed is None or too_long or not phonenumbers.is_valid_number(parsed):
         raise InvalidNumber(f"{number!r} is not a valid telephone number")
-    e164 = _format_e164(parsed)
 
     if region is None:
         return e164, _derive_country(parsed, e164)

@@ -22,6 +22,7 @@ import base64
 import binascii
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
@@ -127,25 +128,15 @@ class InvalidQuery(InvalidInput):
     """A listing argument (filter, limit, cursor) is invalid."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NumberFilters:
-    """The checked filters of one :meth:`Store.list_numbers` call."""
+    """The checked filters of one :meth:`Store.list_numbers` call; None means any."""
 
-    __slots__ = ("account_id", "country", "pipe_id", "status", "trunk_type")
-
-    def __init__(
-        self,
-        *,
-        status: NumberStatus | None,
-        country: str | None,
-        trunk_type: TrunkType | None,
-        pipe_id: str | None,
-        account_id: str | None,
-    ) -> None:
-        self.status = status
-        self.country = country
-        self.trunk_type = trunk_type
-        self.pipe_id = pipe_id
-        self.account_id = account_id
+    status: NumberStatus | None
+    country: str | None
+    trunk_type: TrunkType | None
+    pipe_id: str | None
+    account_id: str | None
 
     def matches(self, number: Number) -> bool:
         """Return whether ``number`` passes every filter that is set."""
@@ -506,8 +497,7 @@ def check_trunk_fields(
     """
     if not name.strip():
         raise InvalidTrunk("name", "must not be empty")
-    trunk_kind = _enum_or_none(TrunkType, kind, InvalidTrunk, "kind")
-    assert trunk_kind is not None  # kind is never None here
+    trunk_kind = _to_enum(TrunkType, kind, InvalidTrunk, "kind")
     addresses = tuple(_canonical_network(address) for address in allowed_addresses)
     country = default_country.upper() if default_country else None
     if country is not None and country not in phonenumbers.SUPPORTED_REGIONS:
@@ -579,8 +569,12 @@ def _longest_match(
 def _enum_or_none(
     enum: type[_E], value: _E | str | None, error: type[InvalidInput], field: str
 ) -> _E | None:
-    if value is None:
-        return None
+    return None if value is None else _to_enum(enum, value, error, field)
+
+
+def _to_enum(
+    enum: type[_E], value: _E | str, error: type[InvalidInput], field: str
+) -> _E:
     try:
         return enum(value)
     except ValueError:

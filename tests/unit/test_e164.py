@@ -118,6 +118,12 @@ def test_inputs_that_are_not_numbers_give_none(user: str) -> None:
     assert normalise_dialed_number(user, "US") is None
 
 
+def test_a_number_longer_than_e164_allows_is_not_a_number() -> None:
+    # phonenumbers reads this as a 16-digit Japanese number; E.164 stops at 15 digits.
+    assert normalise_dialed_number("8110000000000000", "GB") is None
+    assert normalise_dialed_number("+8110000000000000") is None
+
+
 def test_unknown_default_country_falls_back_to_international_reading() -> None:
     assert normalise_dialed_number("14155550100", "XX") == "+14155550100"
     assert normalise_dialed_number("4155550100", "XX") != "+14155550100"
