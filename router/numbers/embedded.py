@@ -441,7 +441,7 @@ class EmbeddedStore(Store):
             self._db.close()
             self._db = None
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------
 
     def _one(self, query: str, params: Sequence[object]) -> tuple[Any, ...] | None:
         with _translate_errors():

@@ -619,7 +619,7 @@ class RedisStore(Store):
         """Close the connection pool."""
         await self._redis.aclose()
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------
 
     def _key(self, kind: str, ident: str) -> str:
         return f"{self.base}{kind}{ident}"
