@@ -22,7 +22,6 @@ TCP = Peer("TCP", "127.0.0.1", 40000, connection=object())
 
 def invite(branch: str = "z9hG4bK-inv1", method: str = "INVITE", to_tag: str = "") -> Request:
     to = "<sip:+14155550100@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
-    cseq_method = "INVITE" if method == "ACK" else method
     raw = (
         f"{method} sip:+14155550100@127.0.0.1:5060 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\n"
@@ -30,7 +29,7 @@ def invite(branch: str = "z9hG4bK-inv1", method: str = "INVITE", to_tag: str = "
         "From: <sip:+14155550111@127.0.0.1>;tag=c1\r\n"
         f"To: {to}\r\n"
         "Call-ID: tx1@127.0.0.1\r\n"
-        f"CSeq: 1 {cseq_method}\r\n"
+        f"CSeq: 1 {method}\r\n"
         "Contact: <sip:+14155550111@127.0.0.1:5070>\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode()
@@ -223,6 +222,8 @@ def test_client_bye_is_retransmitted_timer_e_and_times_out_at_timer_f() -> None:
     layer, clock = TransactionLayer(), FakeClock()
     outcomes: list[Response | None] = []
     layer.send_request(bye_request(), UDP, 0.0, on_done=outcomes.append)
+    assert len(layer.outbox) == 1
+    layer.outbox.clear()
     sent = []
     for step in range(1, 700):
         clock.advance_to(layer, step * 0.05)
