@@ -505,6 +505,10 @@ def _parse_head(head: bytes, max_headers: int) -> tuple[str, Headers]:
         text = text.replace("\r\n", "\n")
         if "\r" in text:
             raise SipParseError("Bad header line", "bare CR")
+    if "\x00" in text:
+        # RFC 3261 §25.1: no header text may hold NUL; refusing it here keeps
+        # every value we parsed safe to copy into a response.
+        raise SipParseError("Bad header line", "NUL byte")
     start_line, _, rest = text.partition("\n")
     return start_line, parse_header_lines(rest, max_headers)
 
