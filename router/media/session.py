@@ -1,0 +1,484 @@
+"""One call's RTP endpoint: a UDP port, the caller's audio in, paced audio out.
+
+A :class:`MediaSession` owns one even port from the pool. Inbound, it hands
+each datagram to an :class:`~router.media.receiver.RtpReceiver`, which reports
+20 ms μ-law frames and DTMF digits through :class:`MediaEvents`. Outbound, it
+queues the runner's audio in a :class:`~router.media.playout.PlayoutQueue` and,
+on every tick of the shared :class:`~router.media.pacer.Pacer`, sends one frame:
+the next queued one, or silence, so the caller always hears a steady stream.
+
+Lifecycle: ``open()`` binds the port, ``configure()`` starts media with the
+result of an offer/answer (and again after every re-INVITE), ``close()`` stops
+everything and gives the port back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from ..sip.sdp import NegotiatedAudio
+from .errors import MediaError, PortsExhausted, UnsupportedMedia
+from .g711 import ALAW_SILENCE, FRAME_BYTES, FRAME_SAMPLES, ULAW_SILENCE, ULAW_TO_ALAW
+from .pacer import Pacer, default_pacer
+from .playout import PlayoutQueue
+from .ports import RtpPortPool
+from .receiver import Address, RtpReceiver
+from .rtp import RtpPacketizer
+from .stats import MediaStats
+
+__all__ = [
+    "DEFAULT_INACTIVITY_TIMEOUT",
+    "DEFAULT_MAX_QUEUED_FRAMES",
+    "SOCKET_BUFFER_SIZE",
+    "MediaEvents",
+    "MediaSession",
+]
+
+# Carriers and PBXs commonly hang up after 30 s without RTP (Asterisk's rtptimeout
+# and FreeSWITCH's media timeout are usually set to it).
+DEFAULT_INACTIVITY_TIMEOUT = 30.0
+# 10 s of 20 ms frames: more than any runner needs to buffer ahead of real time.
+DEFAULT_MAX_QUEUED_FRAMES = 500
+# Generous socket buffers ride out bursts and short stalls; the kernel caps the
+# request at net.core.rmem_max / wmem_max.
+SOCKET_BUFFER_SIZE = 1 << 20
+# RFC 4594 §4.5: telephony bearer traffic is marked Expedited Forwarding
+# (DSCP 46), which is 0xB8 in the old TOS byte.
+_DSCP_EF_TOS = 46 << 2
+
+# RFC 3264 §5.1: the directions in which we send and in which the caller sends.
+_DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
+_WE_SEND = frozenset({"sendrecv", "sendonly"})
+_CALLER_SENDS = frozenset({"sendrecv", "recvonly"})
+_CODECS = frozenset({"PCMU", "PCMA"})
+
+_ULAW_SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
+_ALAW_SILENCE_FRAME = bytes([ALAW_SILENCE]) * FRAME_BYTES
+
+_log = structlog.get_logger(__name__)
+
+
+class MediaEvents(Protocol):
+    """What a media session reports to its call. Callbacks run on the event loop."""
+
+    def on_audio(self, ulaw: bytes) -> None:
+        """One 20 ms frame (160 bytes of μ-law) from the caller."""
+
+    def on_dtmf(self, digit: str) -> None:
+        """One key press of the caller: ``0-9 * # A-D``, or ``!`` for a flash."""
+
+    def on_mark_played(self, name: str) -> None:
+        """A mark queued with :meth:`MediaSession.mark` has reached the caller."""
+
+    def on_inactive(self) -> None:
+        """No RTP came from the caller for the inactivity timeout."""
+
+
+class MediaSession:
+    """One call's RTP endpoint.
+
+    Args:
+        pool: where the local port comes from and goes back to.
+        bind_host: the local IP address to bind (a literal, IPv4 or IPv6).
+        events: receives the caller's audio and digits, played marks and inactivity.
+        inactivity_timeout: seconds without RTP from the caller before
+            :meth:`MediaEvents.on_inactive` (only while the caller should send).
+        max_queued_frames: bound of the playout queue; the oldest frames are
+            dropped beyond it.
+        pacer: the 20 ms clock to send on; the running loop's shared pacer if
+            ``None``.
+
+    Raises:
+        ValueError: ``bind_host`` is not an IP address, or a limit is not positive.
+    """
+
+    def __init__(
+        self,
+        *,
+        pool: RtpPortPool,
+        bind_host: str,
+        events: MediaEvents,
+        inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
+        max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
+        pacer: Pacer | None = None,
+    ) -> None:
+        if inactivity_timeout <= 0:
+            raise ValueError(
+                f"inactivity_timeout must be positive, not {inactivity_timeout}"
+            )
+        self._bind_address = ipaddress.ip_address(bind_host)
+        self._pool = pool
+        self._events = events
+        self._inactivity_timeout = inactivity_timeout
+        self._pacer = pacer
+        self.stats = MediaStats()
+        """Counters of this session."""
+        self.local_port = 0
+        """The bound RTP port; 0 until :meth:`open` returns."""
+
+        self._receiver = RtpReceiver(
+            on_audio=events.on_audio, on_dtmf=events.on_dtmf, stats=self.stats
+        )
+        self._playout = PlayoutQueue(max_frames=max_queued_frames, stats=self.stats)
+        self._packetizer = RtpPacketizer()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._connection_lost: asyncio.Future[None] | None = None
+        self._closed = False
+        self._audio: NegotiatedAudio | None = None
+        self._init_outbound_state()
+        self._init_inactivity_state()
+
+    def _init_outbound_state(self) -> None:
+        self._we_send = False
+        self._sdp_target: Address | None = None
+        self._payload_type = 0
+        self._to_alaw = False
+        self._silence = _ULAW_SILENCE_FRAME
+        # RFC 3551 §4.1: the marker bit flags the first packet after a gap in
+        # sending (stream start, hold, skipped time) or after filler silence.
+        self._after_gap = True
+        self._after_silence = True
+
+    def _init_inactivity_state(self) -> None:
+        self._caller_sends = False
+        self._packets_from_caller = 0
+        self._packets_seen = 0
+        self._silent_since: float | None = None
+        self._inactivity_reported = False
+
+    @property
+    def caller_address(self) -> Address | None:
+        """Where the caller's RTP comes from, once latched (symmetric RTP)."""
+        return self._receiver.latched_source
+
+    @property
+    def queued_frames(self) -> int:
+        """Frames of runner audio waiting to be played."""
+        return self._playout.queued_frames
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> int:
+        """Bind an even port from the pool on ``bind_host`` and start receiving.
+
+        Ports someone else already holds are skipped.
+
+        Returns:
+            The bound port, also kept in :attr:`local_port`.
+
+        Raises:
+            PortsExhausted: no free port of the pool could be bound.
+            MediaError: the session is already open or closed.
+            OSError: binding failed for another reason than a taken port.
+        """
+        if self._closed or self._transport is not None:
+            raise MediaError("open() on a media session that is open or closed")
+        loop = asyncio.get_running_loop()
+        sock, port = self._bind_free_port()
+        self._connection_lost = loop.create_future()
+        protocol = _RtpProtocol(
+            self._receive_datagram, self._count_socket_error, self._connection_lost
+        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: protocol, sock=sock
+            )
+        except BaseException:
+            sock.close()
+            self._pool.release(port)
+            raise
+        self._transport = transport
+        self.local_port = port
+        return port
+
+    def configure(self, audio: NegotiatedAudio) -> None:
+        """Start media as negotiated, or change it after a re-INVITE.
+
+        Follows codec switches (PCMU <-> PCMA), direction changes (hold and
+        resume) and a new remote address; a new address also re-opens latching.
+
+        Raises:
+            UnsupportedMedia: the codec or direction is not one this layer runs.
+            MediaError: the session is not open, or already closed.
+        """
+        if self._closed or self._transport is None:
+            raise MediaError("configure() needs an open media session")
+        _check_negotiated(audio)
+        previous, self._audio = self._audio, audio
+
+        self._receiver.configure(audio)
+        if previous is None or _remote(previous) != _remote(audio):
+            self._receiver.unlatch()
+        self._configure_outbound(audio)
+        self._configure_inactivity(audio)
+
+        if previous is None:
+            if self._pacer is None:
+                self._pacer = default_pacer()
+            self._pacer.register(self)
+
+    def _configure_outbound(self, audio: NegotiatedAudio) -> None:
+        # Limitation: we always send 20 ms packets. RFC 4566 §6 makes a=ptime a
+        # preference, and G.711 receivers accept 20 ms (RFC 3551 §4.5).
+        self._sdp_target = self._target_from_sdp(audio)
+        on_hold = _is_unspecified(audio.remote_address)
+        # RFC 3264 §8.4: a c= address of 0.0.0.0 (old-style hold) means "send nothing".
+        self._we_send = audio.direction in _WE_SEND and not on_hold
+        self._payload_type = audio.payload_type
+        self._to_alaw = audio.codec == "PCMA"
+        self._silence = _ALAW_SILENCE_FRAME if self._to_alaw else _ULAW_SILENCE_FRAME
+
+    def _configure_inactivity(self, audio: NegotiatedAudio) -> None:
+        # While the caller has no reason to send (inactive, or holding with
+        # 0.0.0.0), silence on the wire is not a dead call. Every new offer
+        # restarts the clock.
+        on_hold = _is_unspecified(audio.remote_address)
+        self._caller_sends = audio.direction in _CALLER_SENDS and not on_hold
+        self._silent_since = None
+        self._inactivity_reported = False
+
+    def _target_from_sdp(self, audio: NegotiatedAudio) -> Address | None:
+        try:
+            address = ipaddress.ip_address(audio.remote_address)
+        except ValueError:
+            # Limitation: a host name in c= is not resolved (that would block the
+            # loop); audio goes out once the caller's first packet is latched.
+            return None
+        if address.is_unspecified or audio.remote_port == 0:
+            return None
+        if address.version != self._bind_address.version:
+            return None
+        return (str(address), audio.remote_port)
+
+    async def close(self) -> None:
+        """Stop media and give the port back; safe to call more than once.
+
+        Once this returns, no callback of :class:`MediaEvents` fires any more, no
+        timer or task of this session is left, and the socket is closed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._pacer is not None:
+            self._pacer.unregister(self)
+        self._playout.clear()
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        transport.close()
+        try:
+            if self._connection_lost is not None:
+                await self._connection_lost
+        finally:
+            # The socket is closed once connection_lost ran, so the port can be
+            # bound again by the next session that gets it.
+            self._pool.release(self.local_port)
+
+    # -- runner audio ------------------------------------------------------------
+
+    def play(self, ulaw: bytes) -> None:
+        """Queue μ-law audio of any length; it is re-cut into 20 ms frames."""
+        if not self._closed:
+            self._playout.play(ulaw)
+
+    def mark(self, name: str) -> None:
+        """Call ``on_mark_played(name)`` once all audio queued before it has played."""
+        if not self._closed:
+            self._playout.mark(name)
+
+    def clear(self) -> list[str]:
+        """Drop queued audio at once; return the pending marks' names, in order.
+
+        The returned marks are not reported through ``on_mark_played``.
+        """
+        return self._playout.clear()
+
+    # -- pacing ------------------------------------------------------------------
+
+    def on_tick(self, now: float, frames: int, late: bool) -> None:
+        """Send this tick's frame; called by the pacer every 20 ms.
+
+        Args:
+            now: the loop's clock.
+            frames: frame periods since the last tick (more than 1 after a stall).
+            late: whether the tick ran late.
+        """
+        if late:
+            self.stats.late_ticks += 1
+        if frames > 1:
+            # The RTP clock follows real time across a stall (RFC 3550 §5.1):
+            # the receiver sees a gap, not audio squeezed together.
+            self.stats.skipped_frames += frames - 1
+            self._packetizer.advance(FRAME_SAMPLES * (frames - 1))
+            self._after_gap = True
+
+        self._send_frame(self._playout.next_frame())
+        self._packetizer.advance(FRAME_SAMPLES)
+
+        self._report_played_marks()
+        self._watch_inactivity(now)
+
+    def _send_frame(self, frame: bytes | None) -> None:
+        # Before the caller's first packet, send to the SDP address; afterwards
+        # to where its packets come from (symmetric RTP, RFC 4961).
+        target = self._receiver.latched_source or self._sdp_target
+        transport = self._transport
+        if not self._we_send or target is None or transport is None:
+            self._after_gap = True
+            return
+
+        if frame is None:
+            payload = self._silence
+            self.stats.silence_frames_sent += 1
+        else:
+            payload = frame.translate(ULAW_TO_ALAW) if self._to_alaw else frame
+        marker = self._after_gap or (frame is not None and self._after_silence)
+        self._after_gap = False
+        self._after_silence = frame is None
+
+        packet = self._packetizer.packetize(self._payload_type, payload, marker=marker)
+        transport.sendto(packet, target)
+        self.stats.packets_out += 1
+        self.stats.bytes_out += len(packet)
+
+    def _report_played_marks(self) -> None:
+        while (name := self._playout.pop_played_mark()) is not None:
+            self._events.on_mark_played(name)
+
+    def _watch_inactivity(self, now: float) -> None:
+        if not self._caller_sends:
+            return
+        # Counting packets and reading the clock once per tick keeps clock
+        # reads off the per-packet path; the timeout is precise to one tick.
+        if (
+            self._silent_since is None
+            or self._packets_from_caller != self._packets_seen
+        ):
+            self._packets_seen = self._packets_from_caller
+            self._silent_since = now
+            self._inactivity_reported = False
+            return
+        if self._inactivity_reported:
+            return
+        if now - self._silent_since >= self._inactivity_timeout:
+            self._inactivity_reported = True
+            self._events.on_inactive()
+
+    # -- socket ------------------------------------------------------------------
+
+    def _receive_datagram(self, data: bytes, source: Address) -> None:
+        if self._closed:
+            return
+        stats = self.stats
+        stats.packets_in += 1
+        stats.bytes_in += len(data)
+        if self._receiver.receive(data, source):
+            self._packets_from_caller += 1
+
+    def _count_socket_error(self, exc: OSError) -> None:
+        self.stats.socket_errors += 1
+
+    def _bind_free_port(self) -> tuple[socket.socket, int]:
+        pool = self._pool
+        # At least one attempt, so that a full pool raises its own PortsExhausted.
+        for _attempt in range(max(pool.capacity - pool.in_use, 1)):
+            port = pool.acquire()
+            try:
+                return _bind_udp_socket(self._bind_address, port), port
+            except OSError as exc:
+                pool.release(port)
+                if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                    raise
+                _log.debug("media.port_taken", port=port, host=str(self._bind_address))
+        raise PortsExhausted(
+            f"no free RTP port in {pool.low}-{pool.high} could be bound on "
+            f"{self._bind_address}"
+        )
+
+    def __repr__(self) -> str:
+        return f"MediaSession(local_port={self.local_port}, closed={self._closed})"
+
+
+class _RtpProtocol(asyncio.DatagramProtocol):
+    """Forwards the socket's events to the session that owns it."""
+
+    def __init__(
+        self,
+        on_datagram: Callable[[bytes, Address], None],
+        on_error: Callable[[OSError], None],
+        lost: asyncio.Future[None],
+    ) -> None:
+        self._on_datagram = on_datagram
+        self._on_error = on_error
+        self._lost = lost
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            self._on_error(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+
+def _bind_udp_socket(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
+) -> socket.socket:
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_SIZE)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_SIZE)
+        _mark_expedited_forwarding(sock, family)
+        sock.bind((str(address), port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _mark_expedited_forwarding(
+    sock: socket.socket, family: socket.AddressFamily
+) -> None:
+    # Best effort: a platform that refuses the option still carries the audio.
+    with contextlib.suppress(OSError, AttributeError):
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, _DSCP_EF_TOS)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, _DSCP_EF_TOS)
+
+
+def _check_negotiated(audio: NegotiatedAudio) -> None:
+    if audio.codec not in _CODECS:
+        raise UnsupportedMedia(f"codec {audio.codec!r} is neither PCMU nor PCMA")
+    if audio.direction not in _DIRECTIONS:
+        raise UnsupportedMedia(f"direction {audio.direction!r} is not an SDP direction")
+    payload_types = [audio.payload_type, audio.dtmf_payload_type or 0]
+    # RFC 3550 §5.1: the payload type field has 7 bits.
+    if not all(0 <= payload_type <= 127 for payload_type in payload_types):
+        raise UnsupportedMedia(f"payload types {payload_types} do not fit 7 bits")
+    if not 0 <= audio.remote_port <= 0xFFFF:
+        raise UnsupportedMedia(f"remote port {audio.remote_port} is not a UDP port")
+
+
+def _remote(audio: NegotiatedAudio) -> tuple[str, int]:
+    return (audio.remote_address, audio.remote_port)
+
+
+def _is_unspecified(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return False
