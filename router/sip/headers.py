@@ -257,30 +257,29 @@ def parse_header_lines(text: str, max_headers: int) -> Headers:
         raise SipParseError("Too many headers", f"{len(lines)} > {max_headers}")
     fields: list[tuple[str, str]] = []
     index: dict[str, list[str]] = {}
+    # This loop runs for every header of every message: it is kept inline.
     for line in lines:
-        name, key, value = _split_header_line(line)
-        fields.append((name, value))
-        values = index.get(key)
+        colon = line.find(":")
+        if colon <= 0:
+            raise SipParseError("Bad header line", repr(line[:40]))
+        # RFC 3261 §7.3.1: HCOLON allows whitespace between the name and the colon.
+        name = line[:colon].rstrip(" \t")
+        known = _CANONICAL.get(name.lower()) or _unknown_name(name)
+        value = line[colon + 1 :].strip(" \t")
+        fields.append((known[0], value))
+        values = index.get(known[1])
         if values is None:
-            index[key] = [value]
+            index[known[1]] = [value]
         else:
             values.append(value)
     return Headers._from_parsed(fields, index)
 
 
-def _split_header_line(line: str) -> tuple[str, str, str]:
-    """Return (canonical name, lookup key, value) of one unfolded header line."""
-    colon = line.find(":")
-    if colon <= 0:
-        raise SipParseError("Bad header line", repr(line[:40]))
-    # RFC 3261 §7.3.1: HCOLON allows whitespace between the name and the colon.
-    name = line[:colon].rstrip(" \t")
-    known = _CANONICAL.get(name.lower())
-    if known is None:
-        if not is_token(name):
-            raise SipParseError("Bad header name", repr(name[:40]))
-        known = (name, name.lower())
-    return known[0], known[1], line[colon + 1 :].strip(" \t")
+def _unknown_name(name: str) -> tuple[str, str]:
+    """Return (name, lookup key) for a header name not in our table."""
+    if not is_token(name):
+        raise SipParseError("Bad header name", repr(name[:40]))
+    return name, name.lower()
 
 
 def _check_field(name: str, value: str) -> None:
@@ -307,7 +306,8 @@ class Headers:
         self._lists: dict[str, list[str]] = {}
         self._memo: dict[str, object] = {}
         for name, value in fields:
-            self.add(name, value)
+            _check_field(name, value)
+            self._fields.append((canonical_name(name), value))
 
     @classmethod
     def _from_parsed(

@@ -768,20 +768,18 @@ def make_response(
         raise ValueError(f"status {status} is outside 100-699")
     if reason is not None and ("\r" in reason or "\n" in reason):
         raise ValueError("reason phrase contains a line break")
-    response = Response(status, reason or reason_phrase(status))
-    copied = response.headers
+    fields: list[tuple[str, str]] = []
     for name, value in request.headers:
         if name in ("Via", "From", "Call-ID", "CSeq"):
-            copied.add(name, value)
+            fields.append((name, value))
         elif name == "To":
-            copied.add(name, _to_with_tag(value, to_tag, request))
+            fields.append((name, _to_with_tag(value, to_tag, request)))
         elif _copies_extra(name, status, request.method):
-            copied.add(name, value)
-    for name, value in headers:
-        copied.add(name, value)
+            fields.append((name, value))
+    fields += headers
+    response = Response(status, reason or reason_phrase(status), Headers(fields), body)
     if content_type is not None:
-        copied.set("Content-Type", content_type)
-    response.body = body
+        response.headers.set("Content-Type", content_type)
     return response
 
 

@@ -492,8 +492,9 @@ class Via:
 
     @property
     def received(self) -> str | None:
-        """The ``received`` parameter (RFC 3261 §18.2.1), or None."""
-        return self.params.get("received")
+        """The ``received`` address (RFC 3261 §18.2.1) without brackets, or None."""
+        received = self.params.get("received")
+        return None if received is None else received.strip("[]")
 
     @property
     def rport(self) -> str | None:
@@ -538,9 +539,30 @@ def parse_via(value: str) -> Via:
     if len(transport_and_host) != 2 or not is_token(transport_and_host[0]):
         raise SipParseError("Bad Via header", "no transport or sent-by")
     host, port = parse_hostport(transport_and_host[1].strip(), "Via header")
+    params = parse_params(params_text, "Via header")
+    _check_response_routing(params)
     return Via(
-        transport=transport_and_host[0].upper(),
-        host=host,
-        port=port,
-        params=parse_params(params_text, "Via header"),
+        transport=transport_and_host[0].upper(), host=host, port=port, params=params
     )
+
+
+def _check_response_routing(params: Params) -> None:
+    """Validate the Via parameters a response is sent by (RFC 3261 §18.2.2).
+
+    A transport reads ``received`` and ``rport`` to pick a destination, so a
+    hostname or a non-numeric port here must not get that far.
+    """
+    received = params.get("received")
+    # RFC 3261 §20.42: received = IPv4address / IPv6address (RFC 5118 §4.5
+    # notes that some stacks bracket the IPv6 form).
+    if received is not None:
+        try:
+            ipaddress.ip_address(received.strip("[]"))
+        except ValueError:
+            raise SipParseError(
+                "Bad Via header", "received is not an IP address"
+            ) from None
+    # RFC 3581 §3: rport is empty in a request or the source port once filled in.
+    rport = params.get("rport")
+    if rport:
+        _parse_port(rport, "Via header")

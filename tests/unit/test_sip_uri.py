@@ -399,6 +399,10 @@ def test_every_standard_transport_is_accepted(transport: str) -> None:
         "SIP/2.0/UDP [2001:db8::1:5060",
         "SIP/2.0/U(P 198.51.100.20",
         "SIP/2.0/UDP host;bad param=1",
+        "SIP/2.0/UDP host;received=evil.example.com",
+        "SIP/2.0/UDP host;received=",
+        "SIP/2.0/UDP host;rport=abc",
+        "SIP/2.0/UDP host;rport=70000",
     ],
 )
 def test_malformed_via_names_the_via_header(text: str) -> None:
@@ -406,6 +410,12 @@ def test_malformed_via_names_the_via_header(text: str) -> None:
         parse_via(text)
 
     assert caught.value.reason == "Bad Via header"
+
+
+def test_received_ipv6_may_be_bracketed() -> None:
+    via = parse_via("SIP/2.0/UDP h;received=[2001:db8::7];rport=5062")
+
+    assert (via.received, via.rport) == ("2001:db8::7", "5062")
 
 
 def test_via_round_trips_through_str() -> None:
