@@ -12,6 +12,9 @@ import structlog
 
 from router.api.health import HealthServer
 from router.calls import CallConfig
+from router.edge import EdgePolicy
+from router.numbers.cache import CachedLookup, DirectLookup, Lookup
+from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, open_store
 from router.server import RouterConfig, SipRouter
 from router.settings import Settings
@@ -34,6 +37,7 @@ class Router:
         self.store: Store | None = store
         self.sip: SipRouter | None = None
         self.http: HealthServer | None = None
+        self.lookup: Lookup | None = None
 
     async def start(self) -> None:
         """Open the store and bind SIP and HTTP."""
@@ -57,6 +61,14 @@ class Router:
                 max_tcp_connections=settings.max_tcp_connections,
                 tcp_idle_timeout=settings.tcp_idle_timeout,
             ),
+            edge=EdgePolicy(
+                allow_unlisted_sources=settings.allow_unlisted_sources,
+                stealth=settings.stealth_rejects,
+                block_threshold=settings.scanner_block_threshold,
+                block_duration_s=settings.scanner_block_s,
+                challenge_status=settings.digest_challenge,
+                realm=settings.digest_realm,
+            ),
             call=CallConfig(
                 advertise=advertise,
                 default_country=settings.default_country,
@@ -65,7 +77,9 @@ class Router:
                 max_queued_frames=int(settings.max_queued_audio_s * FRAMES_PER_SECOND),
             ),
         )
-        self.sip = SipRouter(config, self.store)
+        self.lookup = self._lookup()
+        await self.lookup.start()
+        self.sip = SipRouter(config, self.store, self.lookup)
         await self.sip.start()
         if settings.http_port:
             self.http = HealthServer(self.sip, self.store)
@@ -78,8 +92,21 @@ class Router:
             rtp_ports=settings.rtp_ports,
             store="redis" if settings.redis_url else "embedded",
         )
-        if not ipaddress.ip_address(settings.bind).is_loopback and advertise.startswith("127."):
+        public = not ipaddress.ip_address(settings.bind).is_loopback
+        if public and advertise.startswith("127."):
             log.warning("advertising_loopback", advertise=advertise, bind=settings.bind)
+        if public and settings.allow_unlisted_sources:
+            log.warning(
+                "unlisted_sources_allowed",
+                bind=settings.bind,
+                detail="any source may place calls; list trunks and turn this off",
+            )
+
+    def _lookup(self) -> Lookup:
+        assert self.store is not None
+        if isinstance(self.store, RedisStore) and self.settings.redis_url:
+            return CachedLookup(self.store, self.settings.redis_url, self.store.channel)
+        return DirectLookup(self.store)
 
     async def stop(self) -> None:
         """Hang up calls, close the listeners and the store we opened."""
@@ -87,6 +114,8 @@ class Router:
             await self.http.stop()
         if self.sip is not None:
             await self.sip.stop()
+        if self.lookup is not None:
+            await self.lookup.close()
         if self.store is not None and self._store is None:
             await self.store.close()
 

@@ -22,11 +22,17 @@ from typing import Protocol
 import structlog
 
 from router.calls_sdp import AnswerBuilder, SdpRejected, is_sdp
+from router.edge import EdgeRejected, TrunkGate
 from router.media.ports import PortsExhausted
 from router.media.session import MediaSession
-from router.numbers.models import Route
-from router.numbers.store import Store
-from router.routing import RETRY_AFTER_OVERLOAD, RouteRejected, dialed_number, find_route
+from router.numbers.cache import Lookup
+from router.numbers.models import Route, Trunk
+from router.routing import (
+    RETRY_AFTER_OVERLOAD,
+    RouteRejected,
+    dialed_number,
+    find_route,
+)
 from router.runner.client import RunnerSession, RunnerUnavailable, StreamStart
 from router.sip.dialog import Dialog, DialogError, SessionTimer, new_tag
 from router.sip.errors import SipParseError
@@ -34,7 +40,7 @@ from router.sip.message import Request, Response, make_response
 from router.sip.transaction import ServerTransaction
 from router.sip.uri import parse_name_address, parse_uri
 
-__all__ = ["Call", "CallConfig", "CallState", "Signalling"]
+__all__ = ["Call", "CallConfig", "CallServices", "CallState", "Signalling"]
 
 # RFC 3261 §20.33: Retry-After for a runner that cannot take the call.
 RETRY_AFTER_RUNNER = 30
@@ -55,6 +61,8 @@ class Signalling(Protocol):
 
     def respond(self, transaction: ServerTransaction, response: Response) -> None: ...
 
+    def forget(self, transaction: ServerTransaction) -> None: ...
+
     def send_in_dialog(self, dialog: Dialog, method: str) -> None: ...
 
     def dialog_established(self, call: Call) -> None: ...
@@ -62,6 +70,15 @@ class Signalling(Protocol):
     def call_ended(self, call: Call) -> None: ...
 
     def contact_header(self, transport: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class CallServices:
+    """What a call uses besides SIP: the edge, lookups, and its media."""
+
+    gate: TrunkGate
+    lookup: Lookup
+    media_factory: Callable[[Call], MediaSession]
 
 
 @dataclass(frozen=True)
@@ -84,14 +101,12 @@ class Call:
         invite: ServerTransaction,
         *,
         signalling: Signalling,
-        store: Store,
-        media_factory: Callable[[Call], MediaSession],
+        services: CallServices,
         config: CallConfig,
     ) -> None:
         self.invite = invite
         self.signalling = signalling
-        self.store = store
-        self.media_factory = media_factory
+        self.services = services
         self.config = config
         self.call_id = "CA" + secrets.token_hex(16)
         self.local_tag = new_tag()
@@ -100,6 +115,7 @@ class Call:
         self.media: MediaSession | None = None
         self.runner: RunnerSession | None = None
         self.route: Route | None = None
+        self.trunk: Trunk | None = None
         self.answer: AnswerBuilder | None = None
         self.started_at = time.time()
         self.ended_reason: str | None = None
@@ -122,6 +138,11 @@ class Call:
         try:
             await self._route_and_answer()
             return
+        except EdgeRejected as error:
+            if error.status == 0:
+                self.signalling.forget(self.invite)  # stealth: no answer at all
+            else:
+                self._reject(error.status, error.reason, headers=error.headers)
         except RouteRejected as error:
             self._reject(error.status, error.reason, error.retry_after)
         except SdpRejected as error:
@@ -129,7 +150,9 @@ class Call:
         except SipParseError as error:
             self._reject(400, error.reason)
         except (RunnerUnavailable, TimeoutError) as error:
-            self.log.info("runner_unavailable", reason=getattr(error, "reason", "timeout"))
+            self.log.info(
+                "runner_unavailable", reason=getattr(error, "reason", "timeout")
+            )
             self._reject(480, "Runner Unavailable", RETRY_AFTER_RUNNER)
         except PortsExhausted:
             self._reject(503, "No Media Ports", RETRY_AFTER_OVERLOAD)
@@ -145,22 +168,31 @@ class Call:
     async def _route_and_answer(self) -> None:
         request = self.invite.request
 
-        # 1. Where does the call go?
-        number = dialed_number(request, self.config.default_country)
+        # 1. Which trunk is calling? Nothing is looked up for a refused source.
+        admission = await self.services.gate.admit(request, self.invite.peer.host)
+        # RFC 3261 §17.2.1: 100 Trying as soon as we know we will answer.
+        self.signalling.respond(self.invite, make_response(request, 100))
+        self.trunk = admission.trunk
+
+        # 2. Where does the call go?
+        country = (self.trunk.default_country if self.trunk else None) or (
+            self.config.default_country
+        )
+        number = dialed_number(request, country)
         self.log = self.log.bind(to=number.e164 or number.raw)
-        self.route = await find_route(self.store, number)
+        self.route = await find_route(self.services.lookup, number, self.trunk)
         assert self.route.pipe is not None
         self.log = self.log.bind(pipe_id=self.route.pipe.pipe_id)
 
-        # 2. Media: an RTP port, and an answer to the caller's offer (or our
+        # 3. Media: an RTP port, and an answer to the caller's offer (or our
         #    own offer for a late-offer INVITE, RFC 3261 §13.2.1).
-        self.media = self.media_factory(self)
+        self.media = self.services.media_factory(self)
         port = await self.media.open()
         self.answer = AnswerBuilder(self.config.advertise, port)
         offer = request.body if is_sdp(request) else None
         audio = self.answer.answer_offer(offer) if offer is not None else None
 
-        # 3. Ring while the runner connects (RFC 3261 §13.3.1.1).
+        # 4. Ring while the runner connects (RFC 3261 §13.3.1.1).
         self._set_state(CallState.RINGING)
         self._provisional(180)
         self.runner = RunnerSession(
@@ -172,7 +204,7 @@ class Call:
         )
         await asyncio.wait_for(self.runner.open(), self.config.ringing_timeout)
 
-        # 4. Ready: answer with our SDP and start media.
+        # 5. Ready: answer with our SDP and start media.
         if audio is not None:
             self.media.configure(audio)
         self._answer()
@@ -200,7 +232,9 @@ class Call:
     def _answer(self) -> None:
         assert self.answer is not None
         request = self.invite.request
-        self.dialog = Dialog.from_invite(request, self.local_tag, self.invite.peer.transport)
+        self.dialog = Dialog.from_invite(
+            request, self.local_tag, self.invite.peer.transport
+        )
         headers = self._dialog_headers()
         timer = SessionTimer.from_request(request)
         if timer is not None:
@@ -237,14 +271,26 @@ class Call:
 
     def _provisional(self, status: int) -> None:
         response = make_response(self.invite.request, status, to_tag=self.local_tag)
-        response.headers.add("Contact", self.signalling.contact_header(self.invite.peer.transport))
+        response.headers.add(
+            "Contact", self.signalling.contact_header(self.invite.peer.transport)
+        )
         self.signalling.respond(self.invite, response)
 
-    def _reject(self, status: int, reason: str, retry_after: int | None = None) -> None:
+    def _reject(
+        self,
+        status: int,
+        reason: str,
+        retry_after: int | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.log.info("call_rejected", status=status, reason=reason)
-        response = make_response(self.invite.request, status, reason, to_tag=self.local_tag)
+        response = make_response(
+            self.invite.request, status, reason, to_tag=self.local_tag
+        )
         if retry_after is not None:
             response.headers.add("Retry-After", str(retry_after))
+        for name, value in headers:
+            response.headers.add(name, value)
         self.final_status = status
         self.signalling.respond(self.invite, response)
 
@@ -289,11 +335,17 @@ class Call:
     def on_reinvite(self, transaction: ServerTransaction) -> None:
         """A re-INVITE: hold, resume, codec change or session refresh (§14.2)."""
         request = transaction.request
-        assert self.dialog is not None and self.answer is not None and self.media is not None
+        assert (
+            self.dialog is not None
+            and self.answer is not None
+            and self.media is not None
+        )
         try:
             self.dialog.check_remote_cseq(request)
             timer = SessionTimer.from_request(request)
-            audio = self.answer.answer_reoffer(request.body if is_sdp(request) else None)
+            audio = self.answer.answer_reoffer(
+                request.body if is_sdp(request) else None
+            )
         except DialogError as error:
             self._respond(transaction, error.status, error.reason)
             return
@@ -335,8 +387,12 @@ class Call:
             return
         self._respond(transaction, 200)
 
-    def _respond(self, transaction: ServerTransaction, status: int, reason: str | None = None) -> None:
-        self.signalling.respond(transaction, make_response(transaction.request, status, reason))
+    def _respond(
+        self, transaction: ServerTransaction, status: int, reason: str | None = None
+    ) -> None:
+        self.signalling.respond(
+            transaction, make_response(transaction.request, status, reason)
+        )
 
     # -- media and runner callbacks (MediaEvents) ---------------------------
 
@@ -375,7 +431,8 @@ class Call:
             self._session_expiry.cancel()
         grace = min(32.0, timer.interval / 3)
         self._session_expiry = asyncio.get_running_loop().call_later(
-            timer.interval - grace, lambda: self._spawn_end("session-expired", send_bye=True)
+            timer.interval - grace,
+            lambda: self._spawn_end("session-expired", send_bye=True),
         )
 
     def _call_later(self, seconds: float, callback: Callable[[], None]) -> None:

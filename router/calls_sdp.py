@@ -37,7 +37,9 @@ def is_sdp(request: Request) -> bool:
     """True when the request carries an SDP body."""
     if not request.body:
         return False
-    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    content_type = (
+        (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    )
     return content_type == "application/sdp"
 
 

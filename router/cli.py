@@ -41,23 +41,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sip-router", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sip-router", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--config", help="TOML config file (ROUTER_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the router (production)")
     _network_options(run)
     _store_options(run)
-    run.add_argument("--default-country", help="country for national numbers (ROUTER_DEFAULT_COUNTRY)")
-    run.add_argument("--http-bind", help="admin/metrics HTTP address (ROUTER_HTTP_BIND)")
-    run.add_argument("--http-port", type=int, help="admin/metrics HTTP port (ROUTER_HTTP_PORT)")
+    run.add_argument(
+        "--default-country",
+        help="country for national numbers (ROUTER_DEFAULT_COUNTRY)",
+    )
+    run.add_argument(
+        "--http-bind", help="admin/metrics HTTP address (ROUTER_HTTP_BIND)"
+    )
+    run.add_argument(
+        "--http-port", type=int, help="admin/metrics HTTP port (ROUTER_HTTP_PORT)"
+    )
     run.set_defaults(handler=_run)
 
-    demo = commands.add_parser("demo", help="router + echo runner + demo store in one process")
+    demo = commands.add_parser(
+        "demo", help="router + echo runner + demo store in one process"
+    )
     _network_options(demo)
     demo.add_argument("--runner-port", type=int, default=8765, help="echo runner port")
-    demo.add_argument("--db", help="demo store file (default: demo.db in the data directory)")
-    demo.add_argument("--http-port", type=int, help="metrics HTTP port (ROUTER_HTTP_PORT)")
+    demo.add_argument(
+        "--db", help="demo store file (default: demo.db in the data directory)"
+    )
+    demo.add_argument(
+        "--http-port", type=int, help="metrics HTTP port (ROUTER_HTTP_PORT)"
+    )
     demo.set_defaults(handler=_demo)
 
     echo = commands.add_parser("echo-runner", help="run the echo runner alone")
@@ -72,23 +87,40 @@ def _parser() -> argparse.ArgumentParser:
 
 def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", help="SIP/RTP bind address (ROUTER_BIND)")
-    parser.add_argument("--advertise", help="address in Via/Contact/SDP (ROUTER_ADVERTISE)")
-    parser.add_argument("--sip-port", type=int, help="SIP port, UDP and TCP (ROUTER_SIP_PORT)")
+    parser.add_argument(
+        "--advertise", help="address in Via/Contact/SDP (ROUTER_ADVERTISE)"
+    )
+    parser.add_argument(
+        "--sip-port", type=int, help="SIP port, UDP and TCP (ROUTER_SIP_PORT)"
+    )
     parser.add_argument("--rtp-ports", help="RTP port range LO-HI (ROUTER_RTP_PORTS)")
-    parser.add_argument("--log-level", help="debug|info|warning|error (ROUTER_LOG_LEVEL)")
+    parser.add_argument(
+        "--log-level", help="debug|info|warning|error (ROUTER_LOG_LEVEL)"
+    )
     parser.add_argument("--log-format", help="auto|json|console (ROUTER_LOG_FORMAT)")
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", dest="db_path", help="embedded store file (ROUTER_DB_PATH)")
+    parser.add_argument(
+        "--db", dest="db_path", help="embedded store file (ROUTER_DB_PATH)"
+    )
     parser.add_argument("--redis-url", help="use Redis at this URL (ROUTER_REDIS_URL)")
 
 
 def _settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
-    names = (
-        "bind advertise sip_port rtp_ports log_level log_format db_path redis_url "
-        "default_country http_bind http_port"
-    ).split()
+    names = [
+        "bind",
+        "advertise",
+        "sip_port",
+        "rtp_ports",
+        "log_level",
+        "log_format",
+        "db_path",
+        "redis_url",
+        "default_country",
+        "http_bind",
+        "http_port",
+    ]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides.update(extra)
     return load_settings(overrides)
@@ -109,7 +141,12 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from router.demo import run_demo
 
-    settings = _settings_from(args, bind=args.bind or os.environ.get("ROUTER_BIND", "127.0.0.1"))
+    settings = _settings_from(
+        args,
+        bind=args.bind or os.environ.get("ROUTER_BIND", "127.0.0.1"),
+        # The demo takes calls from any local softphone or SIPp: no trunk list.
+        allow_unlisted_sources=True,
+    )
     configure_logging(settings.log_level, settings.log_format)
     _run_loop(run_demo(settings, runner_port=args.runner_port, db_path=args.db))
     return 0
@@ -135,14 +172,18 @@ def _run_loop(coroutine: Awaitable[None]) -> None:
 # -- numbers / pipes ------------------------------------------------------
 
 
-def _numbers_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _numbers_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     numbers = commands.add_parser("numbers", help="manage phone numbers")
     actions = numbers.add_subparsers(dest="action", required=True)
 
     create = actions.add_parser("create", help="add a number")
     create.add_argument("number", help="E.164 number, e.g. +14155550100")
     create.add_argument("--country", help="ISO 3166-1 alpha-2 (derived when omitted)")
-    create.add_argument("--status", default="active", choices=["active", "inactive", "pending"])
+    create.add_argument(
+        "--status", default="active", choices=["active", "inactive", "pending"]
+    )
     create.add_argument("--trunk-type", default="unpod", choices=["unpod", "byo"])
     create.add_argument("--trunk-id")
     create.set_defaults(op=_numbers_create)
@@ -169,13 +210,17 @@ def _numbers_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         sub.set_defaults(handler=_store_command)
 
 
-def _pipes_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _pipes_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     pipes = commands.add_parser("pipes", help="manage speech pipes")
     actions = pipes.add_subparsers(dest="action", required=True)
 
     create = actions.add_parser("create", help="add a pipe")
     create.add_argument("--name", required=True)
-    create.add_argument("--runner-url", required=True, help="ws:// or wss:// runner URL")
+    create.add_argument(
+        "--runner-url", required=True, help="ws:// or wss:// runner URL"
+    )
     create.add_argument("--max-call-duration", type=int, default=3600, help="seconds")
     create.set_defaults(op=_pipes_create)
 
@@ -198,7 +243,9 @@ def _store_command(args: argparse.Namespace) -> int:
         from router.numbers.store import open_store
 
         store = await open_store(
-            redis_url=settings.redis_url, db_path=settings.db_path, key_prefix=settings.redis_prefix
+            redis_url=settings.redis_url,
+            db_path=settings.db_path,
+            key_prefix=settings.redis_prefix,
         )
         try:
             return await op(store, args)
@@ -255,7 +302,9 @@ async def _numbers_detach(store: Any, args: argparse.Namespace) -> Any:
 
 async def _pipes_create(store: Any, args: argparse.Namespace) -> Any:
     return await store.create_pipe(
-        name=args.name, runner_url=args.runner_url, max_call_duration_s=args.max_call_duration
+        name=args.name,
+        runner_url=args.runner_url,
+        max_call_duration_s=args.max_call_duration,
     )
 
 
@@ -273,7 +322,9 @@ def _print_result(result: Any, *, as_json: bool) -> None:
         print("(none)")
         return
     columns = list(records[0])
-    widths = {c: max(len(c), *(len(str(r[c] or "-")) for r in records)) for c in columns}
+    widths = {
+        c: max(len(c), *(len(str(r[c] or "-")) for r in records)) for c in columns
+    }
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for record in records:
         print("  ".join(str(record[c] or "-").ljust(widths[c]) for c in columns))
@@ -281,7 +332,9 @@ def _print_result(result: Any, *, as_json: bool) -> None:
 
 def _record(row: Any) -> dict[str, Any]:
     data = dataclasses.asdict(row)
-    return {key: (str(value) if value is not None else None) for key, value in data.items()}
+    return {
+        key: (str(value) if value is not None else None) for key, value in data.items()
+    }
 
 
 if __name__ == "__main__":

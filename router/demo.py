@@ -44,9 +44,15 @@ async def seed_demo_store(store: Store, runner_url: str) -> Pipe:
     return pipe
 
 
-async def run_demo(settings: Settings, *, runner_port: int, db_path: str | None) -> None:
+async def run_demo(
+    settings: Settings, *, runner_port: int, db_path: str | None
+) -> None:
     """Run the echo runner and a router on the demo store until signalled."""
-    path = Path(db_path) if db_path else Path(platformdirs.user_data_dir("sip-router")) / "demo.db"
+    path = (
+        Path(db_path)
+        if db_path
+        else Path(platformdirs.user_data_dir("sip-router")) / "demo.db"
+    )
     store = await EmbeddedStore.open(path)
     runner = await serve_echo_runner(settings.bind, runner_port)
     host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind

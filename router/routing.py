@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from router.numbers.cache import Lookup
 from router.numbers.e164 import normalise_dialed_number
-from router.numbers.models import NumberStatus, Route
-from router.numbers.store import Store, StoreUnavailable
+from router.numbers.models import Number, NumberStatus, Route, Trunk, TrunkType
+from router.numbers.store import StoreUnavailable
 from router.sip.message import Request
 from router.sip.uri import SipUri, TelUri, parse_uri
 
@@ -36,7 +37,9 @@ class DialedNumber:
 class RouteRejected(Exception):
     """The call cannot be routed; ``status``/``reason`` are the SIP answer."""
 
-    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
@@ -66,26 +69,43 @@ def _user_of(uri: SipUri | TelUri) -> str | None:
     return uri.user_number or None
 
 
-async def find_route(store: Store, number: DialedNumber) -> Route:
+async def find_route(
+    lookup: Lookup, number: DialedNumber, trunk: Trunk | None = None
+) -> Route:
     """Look the dialed number up and check that the call can go ahead.
 
     Raises:
         RouteRejected: 404 for an unknown number; 480 with Retry-After for a
             number that is not active or not attached (a fault of this number
-            only); 503 with Retry-After when the store is unreachable (a fault
-            of the whole instance).
+            only); 403 for a number that the calling trunk does not serve;
+            503 with Retry-After when the store is unreachable (a fault of the
+            whole instance).
     """
     if number.e164 is None:
         raise RouteRejected(404, "Not Found")
     try:
-        route = await store.route(number.e164)
+        route = await lookup.route(number.e164)
     except StoreUnavailable:
         raise RouteRejected(503, "Service Unavailable", RETRY_AFTER_OVERLOAD) from None
     if route is None:
         raise RouteRejected(404, "Not Found")
+    if not number_allowed_on_trunk(route.number, trunk):
+        raise RouteRejected(403, "Number Not Served By This Trunk")
     if route.number.status is not NumberStatus.ACTIVE:
         raise RouteRejected(480, "Number Not Active", RETRY_AFTER_UNAVAILABLE)
     if route.pipe is None:
         raise RouteRejected(480, "Number Not Attached", RETRY_AFTER_UNAVAILABLE)
     return route
 
+
+def number_allowed_on_trunk(number: Number, trunk: Trunk | None) -> bool:
+    """A number is served only from a trunk of its kind; a byo one only from its own.
+
+    ``trunk`` is None when unlisted sources are allowed (the demo): then any
+    number may be called.
+    """
+    if trunk is None:
+        return True
+    if number.trunk_type is not trunk.kind:
+        return False
+    return trunk.kind is TrunkType.UNPOD or number.trunk_id == trunk.trunk_id

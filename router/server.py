@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from router.calls import Call, CallConfig, CallState
+from router.calls import Call, CallConfig, CallServices, CallState
+from router.edge import EdgePolicy, TrunkGate
 from router.media.ports import RtpPortPool
 from router.media.session import MediaSession
+from router.numbers.cache import DirectLookup, Lookup
 from router.numbers.store import Store
 from router.sip.dialog import Dialog, next_hop
 from router.sip.errors import SipParseError
@@ -31,6 +33,7 @@ from router.sip.transaction import (
     Peer,
     RequestReceived,
     ServerTransaction,
+    Timers,
     TransactionLayer,
 )
 from router.transport import SipTransports, TransportLimits
@@ -60,15 +63,23 @@ class RouterConfig:
     udp: bool = True
     tcp: bool = True
     limits: TransportLimits = field(default_factory=TransportLimits)
+    edge: EdgePolicy = field(default_factory=EdgePolicy)
+    timers: Timers = field(default_factory=Timers)
 
 
 class SipRouter:
     """Inbound SIP: receive, dispatch, answer, and keep calls' dialogs."""
 
-    def __init__(self, config: RouterConfig, store: Store) -> None:
+    def __init__(
+        self, config: RouterConfig, store: Store, lookup: Lookup | None = None
+    ) -> None:
         self.config = config
         self.store = store
-        self.layer = TransactionLayer()
+        self.lookup = lookup or DirectLookup(store)
+        self.gate = TrunkGate(store, self.lookup, config.edge)
+        # The 100 Trying waits for the source check, so a refused scanner can
+        # be dropped without a word (see router.edge).
+        self.layer = TransactionLayer(config.timers, auto_trying=False)
         self.transports = SipTransports(self._message_received, limits=config.limits)
         self.port_pool = RtpPortPool(*config.rtp_ports)
         self.calls: dict[int, Call] = {}
@@ -85,7 +96,10 @@ class SipRouter:
         """Bind the SIP transports."""
         self._loop = asyncio.get_running_loop()
         self.port = await self.transports.start(
-            self.config.bind, self.config.sip_port, udp=self.config.udp, tcp=self.config.tcp
+            self.config.bind,
+            self.config.sip_port,
+            udp=self.config.udp,
+            tcp=self.config.tcp,
         )
         log.info("sip_listening", bind=self.config.bind, port=self.port)
 
@@ -94,7 +108,8 @@ class SipRouter:
         self.draining = True
         calls = list(self.calls.values())
         await asyncio.gather(
-            *(call.end("shutdown", send_bye=True) for call in calls), return_exceptions=True
+            *(call.end("shutdown", send_bye=True) for call in calls),
+            return_exceptions=True,
         )
         self._flush()
         if self._timer is not None:
@@ -109,6 +124,8 @@ class SipRouter:
     # -- receiving ----------------------------------------------------------
 
     def _message_received(self, message: Request | Response, peer: Peer) -> None:
+        if self.gate.is_blocked(peer.host):
+            return  # a blocked scanner costs no parsing of headers, no state
         now = self._now()
         try:
             if isinstance(message, Request):
@@ -175,7 +192,9 @@ class SipRouter:
         response.headers.add("Allow", ALLOWED_METHODS)
         self.respond(transaction, response)
 
-    def _simple(self, transaction: ServerTransaction, status: int, reason: str | None = None) -> None:
+    def _simple(
+        self, transaction: ServerTransaction, status: int, reason: str | None = None
+    ) -> None:
         self.respond(transaction, make_response(transaction.request, status, reason))
 
     def _new_call(self, transaction: ServerTransaction) -> None:
@@ -188,8 +207,7 @@ class SipRouter:
         call = Call(
             transaction,
             signalling=self,
-            store=self.store,
-            media_factory=self._media_for,
+            services=CallServices(self.gate, self.lookup, self._media_for),
             config=self.config.call,
         )
         self.calls[id(transaction)] = call
@@ -234,6 +252,11 @@ class SipRouter:
         self.layer.respond(transaction, response, self._now())
         self._flush()
 
+    def forget(self, transaction: ServerTransaction) -> None:
+        """Drop a request without answering it."""
+        self.layer.forget(transaction)
+        self._flush()
+
     def send_in_dialog(self, dialog: Dialog, method: str) -> None:
         """Send an in-dialog request (BYE) in a client transaction."""
         host, port = self.config.call.advertise, self.port
@@ -243,9 +266,14 @@ class SipRouter:
         except SipParseError as error:
             log.warning("no_route_for_request", method=method, reason=error.reason)
             return
-        if transport == "TCP" and not self.config.tcp or transport not in ("UDP", "TCP"):
+        if (transport == "TCP" and not self.config.tcp) or transport not in (
+            "UDP",
+            "TCP",
+        ):
             transport = "UDP"
-        self.layer.send_request(request, Peer(transport, hop_host, hop_port), self._now())
+        self.layer.send_request(
+            request, Peer(transport, hop_host, hop_port), self._now()
+        )
         self._flush()
 
     def dialog_established(self, call: Call) -> None:

@@ -16,7 +16,11 @@ from typing import Any, Literal
 
 import phonenumbers
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 __all__ = ["ConfigError", "Settings", "load_settings", "primary_address"]
 
@@ -37,8 +41,12 @@ class Settings(BaseSettings):
         "the host's primary address when bound to all addresses.",
     )
     sip_port: int = Field(5060, ge=1, le=65535)
-    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"])
-    rtp_ports: str = Field("10000-20000", description="RTP port range LO-HI (even ports).")
+    transports: list[Literal["udp", "tcp"]] = Field(
+        default_factory=lambda: ["udp", "tcp"]
+    )
+    rtp_ports: str = Field(
+        "10000-20000", description="RTP port range LO-HI (even ports)."
+    )
 
     redis_url: str | None = None
     redis_prefix: str = "sip-router:"
@@ -47,13 +55,34 @@ class Settings(BaseSettings):
     default_country: str | None = Field(
         None, description="ISO 3166-1 alpha-2 country for national-format numbers."
     )
-    ringing_timeout: float = Field(10.0, gt=0, description="Seconds to reach the runner.")
-    rtp_timeout: float = Field(30.0, gt=0, description="Seconds without RTP before BYE.")
+    ringing_timeout: float = Field(
+        10.0, gt=0, description="Seconds to reach the runner."
+    )
+    rtp_timeout: float = Field(
+        30.0, gt=0, description="Seconds without RTP before BYE."
+    )
     max_calls: int = Field(1000, ge=1)
     max_queued_audio_s: float = Field(10.0, gt=0, le=300)
     max_message_size: int = Field(65_535, ge=1500, le=65_535)
     max_tcp_connections: int = Field(1024, ge=1)
     tcp_idle_timeout: float = Field(300.0, gt=0)
+
+    allow_unlisted_sources: bool = Field(
+        False,
+        description="Accept INVITEs from sources that match no trunk (demo, labs).",
+    )
+    stealth_rejects: bool = Field(
+        False,
+        description="Drop INVITEs from unlisted sources instead of answering 403.",
+    )
+    scanner_block_threshold: int = Field(
+        10, ge=1, description="Rejects before a block."
+    )
+    scanner_block_s: float = Field(
+        600.0, ge=0, description="How long a source stays blocked."
+    )
+    digest_realm: str = Field("sip-router", min_length=1)
+    digest_challenge: Literal[401, 407] = 401
 
     http_bind: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
@@ -152,7 +181,9 @@ def parse_port_range(value: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"{value!r} is not a port range LO-HI") from None
     if not 1024 <= low < high <= 65535 or high - low < 3:
-        raise ValueError(f"{value!r}: need 1024 <= LO < HI <= 65535 with room for two ports")
+        raise ValueError(
+            f"{value!r}: need 1024 <= LO < HI <= 65535 with room for two ports"
+        )
     return low, high
 
 

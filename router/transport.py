@@ -11,6 +11,7 @@ while it is open, otherwise to the address §18.2.2 names (``received`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -158,7 +159,9 @@ class _TcpConnection(asyncio.Protocol):
         if self.idle_handle is not None:
             self.idle_handle.cancel()
         loop = asyncio.get_running_loop()
-        self.idle_handle = loop.call_later(self.owner.limits.tcp_idle_timeout, self._idle)
+        self.idle_handle = loop.call_later(
+            self.owner.limits.tcp_idle_timeout, self._idle
+        )
 
     def _idle(self) -> None:
         if self.transport is not None:
@@ -184,7 +187,9 @@ class SipTransports:
         self._pending: set[asyncio.Task[None]] = set()
         self.parse_errors = 0
 
-    async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> int:
+    async def start(
+        self, host: str, port: int, *, udp: bool = True, tcp: bool = True
+    ) -> int:
         """Bind UDP and TCP on ``host``:``port``; return the port (useful with 0)."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -196,7 +201,11 @@ class SipTransports:
             )
         if tcp:
             self.tcp_server = await loop.create_server(
-                lambda: _TcpConnection(self), host, port, family=family, reuse_address=True
+                lambda: _TcpConnection(self),
+                host,
+                port,
+                family=family,
+                reuse_address=True,
             )
             port = self.tcp_server.sockets[0].getsockname()[1]
         return port
@@ -298,12 +307,16 @@ class SipTransports:
         else:
             self._spawn(self._resolve_and_send_udp(data, address))
 
-    async def _resolve_and_send_udp(self, data: bytes, address: tuple[str, int]) -> None:
+    async def _resolve_and_send_udp(
+        self, data: bytes, address: tuple[str, int]
+    ) -> None:
         # Limitation: plain A/AAAA lookup; RFC 3263 NAPTR/SRV lookups are not
         # done, so a hostname hop must be reachable on the port it names.
         loop = asyncio.get_running_loop()
         try:
-            infos = await loop.getaddrinfo(address[0], address[1], type=socket.SOCK_DGRAM)
+            infos = await loop.getaddrinfo(
+                address[0], address[1], type=socket.SOCK_DGRAM
+            )
         except OSError as error:
             log.warning("sip_resolve_failed", host=address[0], error=str(error))
             return
@@ -318,7 +331,9 @@ class SipTransports:
                 self.limits.tcp_connect_timeout,
             )
         except (OSError, TimeoutError) as error:
-            log.warning("sip_tcp_connect_failed", host=host, port=port, error=str(error))
+            log.warning(
+                "sip_tcp_connect_failed", host=host, port=port, error=str(error)
+            )
             return
         assert isinstance(protocol, _TcpConnection)
         protocol.write(data)
@@ -351,10 +366,8 @@ class SipTransports:
 def _udp_socket(host: str, port: int, family: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
-        except OSError:
-            pass
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.setblocking(False)

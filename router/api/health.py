@@ -34,7 +34,8 @@ def router_status(sip: SipRouter) -> dict[str, int]:
     status = {
         "active_calls": sip.active_calls,
         "rtp_ports_in_use": sip.port_pool.in_use,
-        "sip_transactions": sip.layer.server_transactions + sip.layer.client_transactions,
+        "sip_transactions": sip.layer.server_transactions
+        + sip.layer.client_transactions,
         "sip_parse_errors": sip.transports.parse_errors,
         "tcp_connections": len(sip.transports.connections),
     }
@@ -63,7 +64,9 @@ class HealthServer:
             self.server.close()
             await self.server.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
             status, content_type, body = await self._answer(head)
@@ -95,7 +98,11 @@ class HealthServer:
         if path == "/readyz":
             return await self._ready()
         if path == "/metrics":
-            return 200, "text/plain; version=0.0.4", _prometheus(router_status(self.sip))
+            return (
+                200,
+                "text/plain; version=0.0.4",
+                _prometheus(router_status(self.sip)),
+            )
         if path == "/v1/status":
             body = json.dumps(router_status(self.sip)).encode()
             return 200, "application/json", body
@@ -116,5 +123,11 @@ def _prometheus(status: dict[str, int]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}

@@ -24,8 +24,8 @@ __all__ = [
     "Dialog",
     "DialogError",
     "SessionTimer",
-    "next_hop",
     "new_tag",
+    "next_hop",
 ]
 
 # RFC 4028 §4: Min-SE may not be below 90 s; we use it as our own minimum.
@@ -161,7 +161,8 @@ class Dialog:
         headers = Headers()
         transport = self.transport
         headers.add(
-            "Via", f"SIP/2.0/{transport} {_host_port(via_host, via_port)};branch={new_branch()};rport"
+            "Via",
+            f"SIP/2.0/{transport} {_host_port(via_host, via_port)};branch={new_branch()};rport",
         )
         headers.add("Max-Forwards", "70")
         headers.add("From", f"<{self.local_uri}>;tag={self.local_tag}")
@@ -184,7 +185,10 @@ class Dialog:
         first = parse_name_address(self.route_set[0])
         if "lr" in _uri_params(first.uri):
             return self.remote_target, list(self.route_set)
-        return _strip_brackets(first.uri), [*self.route_set[1:], f"<{self.remote_target}>"]
+        return _strip_brackets(first.uri), [
+            *self.route_set[1:],
+            f"<{self.remote_target}>",
+        ]
 
     def next_hop_uri(self) -> SipUri | TelUri:
         """The URI whose host and port our in-dialog requests go to (§8.1.2)."""
@@ -225,4 +229,3 @@ def _strip_brackets(uri: str) -> str:
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-

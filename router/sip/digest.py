@@ -114,7 +114,13 @@ class DigestVerifier:
         return Challenge(values)
 
     def verify(
-        self, authorization: str, *, method: str, username: str, password: str, now: float
+        self,
+        authorization: str,
+        *,
+        method: str,
+        username: str,
+        password: str,
+        now: float,
     ) -> None:
         """Check an Authorization header against the trunk's credentials.
 
@@ -129,7 +135,9 @@ class DigestVerifier:
         for name in ("username", "realm", "nonce", "uri", "response"):
             if name not in params:
                 raise DigestError(f"Authorization lacks {name}")
-        if params["realm"] != self.realm or not hmac.compare_digest(params["username"], username):
+        if params["realm"] != self.realm or not hmac.compare_digest(
+            params["username"], username
+        ):
             raise DigestError("Wrong credentials")
         self._check_nonce(params["nonce"], now)
         expected = _response(hash_factory, params, method, username, password)
@@ -170,7 +178,11 @@ class DigestVerifier:
 
 
 def _response(
-    hash_factory: object, params: dict[str, str], method: str, username: str, password: str
+    hash_factory: object,
+    params: dict[str, str],
+    method: str,
+    username: str,
+    password: str,
 ) -> str:
     def h(text: str) -> str:
         return hash_factory(text.encode()).hexdigest()  # type: ignore[operator, no-any-return]

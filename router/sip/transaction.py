@@ -269,8 +269,19 @@ class TransactionLayer:
     in :attr:`outbox`; the owner drains it after every call.
     """
 
-    def __init__(self, timers: Timers | None = None) -> None:
+    def __init__(
+        self, timers: Timers | None = None, *, auto_trying: bool = True
+    ) -> None:
+        """Create an empty layer.
+
+        Args:
+            timers: T1, T2 and T4; RFC 3261 defaults when omitted.
+            auto_trying: answer every new INVITE 100 Trying at once. A user
+                that checks the source first (and may drop it silently)
+                turns this off and sends the 100 itself.
+        """
         self.timers = timers or Timers()
+        self.auto_trying = auto_trying
         self.outbox: list[Outgoing] = []
         self._server: dict[tuple[str, ...], ServerTransaction] = {}
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
@@ -333,7 +344,7 @@ class TransactionLayer:
         )
         transaction = ServerTransaction(key, request, peer, state)
         self._server[key] = transaction
-        if request.method == "INVITE":
+        if request.method == "INVITE" and self.auto_trying:
             # RFC 3261 §17.2.1: we always answer 100 Trying at once, which
             # stops the caller's INVITE retransmissions (Timer A) early.
             self.respond(transaction, make_response(request, 100), now)
@@ -396,7 +407,9 @@ class TransactionLayer:
 
     # -- responses out ------------------------------------------------------
 
-    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
+    def respond(
+        self, transaction: ServerTransaction, response: Response, now: float
+    ) -> None:
         """Send a response within a server transaction and advance its state."""
         if transaction.state in (
             TransactionState.COMPLETED,
@@ -428,7 +441,9 @@ class TransactionLayer:
             self._schedule(now + 64 * t1, "L", transaction)
             cseq_number, _ = transaction.request.cseq
             pending = _Pending2xx(transaction, response, t1)
-            key = ack_key(transaction.request.call_id, response.to_tag or "", cseq_number)
+            key = ack_key(
+                transaction.request.call_id, response.to_tag or "", cseq_number
+            )
             self._pending_2xx[key] = pending
             self._schedule(now + t1, "2xx", pending)
             self._schedule(now + 64 * t1, "2xx-timeout", pending)
@@ -439,11 +454,17 @@ class TransactionLayer:
             self._schedule(now + t1, "G", transaction, interval=t1)
         self._schedule(now + 64 * t1, "H", transaction)
 
-    def _non_invite_final_sent(self, transaction: ServerTransaction, now: float) -> None:
+    def _non_invite_final_sent(
+        self, transaction: ServerTransaction, now: float
+    ) -> None:
         # §17.2.2: Completed, Timer J = 64*T1 for UDP, zero for reliable ones.
         transaction.state = TransactionState.COMPLETED
         wait = 0.0 if transaction.peer.reliable else 64 * self.timers.t1
         self._schedule(now + wait, "J", transaction)
+
+    def forget(self, transaction: ServerTransaction) -> None:
+        """Drop a server transaction without answering (a silently refused request)."""
+        self._terminate(transaction)
 
     # -- client transactions ------------------------------------------------
 
@@ -470,7 +491,9 @@ class TransactionLayer:
         self._schedule(now + 64 * self.timers.t1, "F", transaction)
         return transaction
 
-    def receive_response(self, response: Response, peer: Peer, now: float) -> list[Event]:
+    def receive_response(
+        self, response: Response, peer: Peer, now: float
+    ) -> list[Event]:
         """Match a response to a client transaction (§17.1.3)."""
         try:
             via = response.top_via
@@ -512,7 +535,7 @@ class TransactionLayer:
         result: list[Event] = handler(timer.target, now)
         return result
 
-    def _timer_G(self, transaction: ServerTransaction, now: float) -> list[Event]:  # noqa: N802
+    def _timer_G(self, transaction: ServerTransaction, now: float) -> list[Event]:
         # §17.2.1: retransmit the final response, doubling up to T2.
         if transaction.state is not TransactionState.COMPLETED:
             return []
@@ -522,20 +545,20 @@ class TransactionLayer:
         self._schedule(now + interval, "G", transaction, interval=interval)
         return []
 
-    def _timer_H(self, transaction: ServerTransaction, now: float) -> list[Event]:  # noqa: N802
+    def _timer_H(self, transaction: ServerTransaction, now: float) -> list[Event]:
         # §17.2.1: no ACK for our non-2xx final; give up on the transaction.
         self._terminate(transaction)
         return []
 
-    def _timer_I(self, transaction: ServerTransaction, now: float) -> list[Event]:  # noqa: N802
+    def _timer_I(self, transaction: ServerTransaction, now: float) -> list[Event]:
         self._terminate(transaction)
         return []
 
-    def _timer_J(self, transaction: ServerTransaction, now: float) -> list[Event]:  # noqa: N802
+    def _timer_J(self, transaction: ServerTransaction, now: float) -> list[Event]:
         self._terminate(transaction)
         return []
 
-    def _timer_L(self, transaction: ServerTransaction, now: float) -> list[Event]:  # noqa: N802
+    def _timer_L(self, transaction: ServerTransaction, now: float) -> list[Event]:
         self._terminate(transaction)
         return []
 
@@ -553,13 +576,18 @@ class TransactionLayer:
             return []
         self._cancel_timers(pending)
         cseq_number, _ = pending.invite.request.cseq
-        key = ack_key(pending.invite.request.call_id, pending.response.to_tag or "", cseq_number)
+        key = ack_key(
+            pending.invite.request.call_id, pending.response.to_tag or "", cseq_number
+        )
         self._pending_2xx.pop(key, None)
         return [AckTimeout(pending.invite)]
 
-    def _timer_E(self, transaction: ClientTransaction, now: float) -> list[Event]:  # noqa: N802
+    def _timer_E(self, transaction: ClientTransaction, now: float) -> list[Event]:
         # §17.1.2.2: retransmit; T1 doubling to T2 (T2 once a provisional came).
-        if transaction.state not in (TransactionState.TRYING, TransactionState.PROCEEDING):
+        if transaction.state not in (
+            TransactionState.TRYING,
+            TransactionState.PROCEEDING,
+        ):
             return []
         self._send(transaction.request, transaction.peer)
         if transaction.state is TransactionState.PROCEEDING:
@@ -569,8 +597,11 @@ class TransactionLayer:
         self._schedule(now + transaction.interval, "E", transaction)
         return []
 
-    def _timer_F(self, transaction: ClientTransaction, now: float) -> list[Event]:  # noqa: N802
-        if transaction.state not in (TransactionState.TRYING, TransactionState.PROCEEDING):
+    def _timer_F(self, transaction: ClientTransaction, now: float) -> list[Event]:
+        if transaction.state not in (
+            TransactionState.TRYING,
+            TransactionState.PROCEEDING,
+        ):
             return []
         self._cancel_timers(transaction)
         self._client.pop(transaction.key, None)
@@ -579,7 +610,7 @@ class TransactionLayer:
             transaction.on_done(None)
         return [ClientTransactionTimeout(transaction)]
 
-    def _timer_K(self, transaction: ClientTransaction, now: float) -> list[Event]:  # noqa: N802
+    def _timer_K(self, transaction: ClientTransaction, now: float) -> list[Event]:
         self._client.pop(transaction.key, None)
         transaction.state = TransactionState.TERMINATED
         return []
