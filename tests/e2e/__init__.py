@@ -1,0 +1,1 @@
+"""End-to-end tests: real SIP peers (SIPp, baresip) on loopback."""
