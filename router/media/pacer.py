@@ -77,12 +77,16 @@ class Pacer:
         self._timer: asyncio.TimerHandle | None = None
         self._start = 0.0
         self._tick_number = 0
+        self._ticking = False
         self.ticks = 0
         """Ticks run so far."""
         self.late_ticks = 0
         """Ticks that ran more than half a frame late."""
         self.skipped_ticks = 0
         """Ticks skipped because the pacer fell too far behind."""
+        self.failed_ticks = 0
+        """Calls of a stream's ``on_tick`` that raised."""
+        self._failed_streams: set[PacedStream] = set()
 
     @property
     def running(self) -> bool:
@@ -114,10 +118,18 @@ class Pacer:
         The pacer stops when the last stream is unregistered.
         """
         self._streams.pop(stream, None)
-        if not self._streams and self._timer is not None:
+        self._failed_streams.discard(stream)
+        # Inside a tick, the tick itself stops the pacer if no stream is left;
+        # stopping here too would let a register() in the same tick start a
+        # second chain of timers.
+        if not self._streams and self._timer is not None and not self._ticking:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-            self._loop = None
+        self._timer = None
+        self._loop = None
 
     def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -136,15 +148,21 @@ class Pacer:
         if late:
             self.late_ticks += 1
 
-        # Streams may unregister (even others) from inside on_tick: iterate over
-        # a snapshot and skip the ones that left.
-        for stream in tuple(self._streams):
-            if stream in self._streams:
-                self._tick_stream(stream, now, frames, late)
+        # Streams may register and unregister (even others) from inside on_tick:
+        # iterate over a snapshot and skip the ones that left.
+        self._ticking = True
+        try:
+            for stream in tuple(self._streams):
+                if stream in self._streams:
+                    self._tick_stream(stream, now, frames, late)
+        finally:
+            self._ticking = False
 
         self._tick_number += 1
         if self._streams:
             self._timer = loop.call_at(self._deadline(self._tick_number), self._tick)
+        else:
+            self._stop()
 
     def _skip_if_far_behind(self, lag: float) -> int:
         """Skip ahead if far behind; return the frame periods this tick stands for."""
@@ -165,8 +183,12 @@ class Pacer:
         try:
             stream.on_tick(now, frames, late)
         except Exception:
-            # One faulty stream must not silence every other call.
-            _log.exception("media.tick_failed", stream=repr(stream))
+            # One faulty stream must not silence every other call, nor flood the
+            # log 50 times a second: its first failure is logged, later ones counted.
+            self.failed_ticks += 1
+            if stream not in self._failed_streams:
+                self._failed_streams.add(stream)
+                _log.exception("media.tick_failed", stream=repr(stream))
 
 
 _default_pacers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pacer] = (

@@ -134,6 +134,9 @@ class RtpReceiver:
         # Symmetric RTP (RFC 4961): the caller sends from where it receives. The
         # first packet with a negotiated payload type fixes that address; packets
         # from anywhere else are stray or spoofed.
+        # Limitation: if a NAT in front of the caller changes its mapping mid-call
+        # without a re-INVITE, the new address is not followed; its packets are
+        # counted as foreign and the call ends by the inactivity timeout.
         if self.latched_source is None:
             self.latched_source = source
             return True

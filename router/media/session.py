@@ -79,7 +79,10 @@ class MediaEvents(Protocol):
         """A mark queued with :meth:`MediaSession.mark` has reached the caller."""
 
     def on_inactive(self) -> None:
-        """No RTP came from the caller for the inactivity timeout."""
+        """No RTP came from the caller for the inactivity timeout.
+
+        Reported once per silence: again only if RTP resumes and stops again.
+        """
 
 
 class MediaSession:

@@ -591,3 +591,70 @@ async def test_time_spent_in_each_tick_does_not_slow_the_schedule():
     (first, _), (last, _) = stream.ticks[0], stream.ticks[-1]
     assert 45 <= len(stream.ticks) <= 52
     assert abs((last - first) / (len(stream.ticks) - 1) - 0.020) < 0.001
+
+
+class Unregistering:
+    """A stream that, on its first tick, leaves the pacer and brings in another."""
+
+    def __init__(self, pacer: Pacer, successor: BusyStream) -> None:
+        self.pacer = pacer
+        self.successor = successor
+
+    def on_tick(self, now: float, frames: int, late: bool) -> None:
+        self.pacer.unregister(self)
+        self.pacer.register(self.successor)
+
+
+async def test_streams_swapped_inside_a_tick_keep_one_tick_every_20_ms():
+    pacer = Pacer()
+    successor = BusyStream()
+    pacer.register(Unregistering(pacer, successor))
+    await asyncio.sleep(0.5)
+    pacer.unregister(successor)
+
+    assert 20 <= len(successor.ticks) <= 26
+    assert not pacer.running
+
+
+async def test_a_failing_stream_does_not_stop_the_others():
+    class Failing:
+        def on_tick(self, now: float, frames: int, late: bool) -> None:
+            raise RuntimeError("boom")
+
+    pacer, healthy, failing = Pacer(), BusyStream(), Failing()
+    pacer.register(failing)
+    pacer.register(healthy)
+    await asyncio.sleep(0.2)
+    pacer.unregister(failing)
+    pacer.unregister(healthy)
+
+    assert len(healthy.ticks) >= 8
+    assert pacer.failed_ticks >= 8
+
+
+async def test_ipv6_loopback_carries_audio_both_ways(pool, events):
+    probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    finally:
+        probe.close()
+    loop = asyncio.get_running_loop()
+    _, peer = await loop.create_datagram_endpoint(Peer, local_addr=("::1", 0))
+    session = MediaSession(pool=pool, bind_host="::1", events=events)
+    await session.open()
+    try:
+        session.configure(audio_for(peer, remote_address="::1"))
+        session.play(voice(7))
+        assert peer.transport is not None
+        peer.transport.sendto(
+            build_rtp(0, 1, 0, 9, voice(8)), ("::1", session.local_port)
+        )
+
+        await eventually(lambda: events.frames == [voice(8)])
+        await eventually(lambda: any(p.payload == voice(7) for p in peer.packets))
+    finally:
+        await session.close()
+        assert peer.transport is not None
+        peer.transport.close()
