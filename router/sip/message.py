@@ -65,6 +65,10 @@ MAX_CSEQ = 2**31 - 1
 # RFC 3261 §20.22: Max-Forwards is an integer in the range 0-255.
 MAX_MAX_FORWARDS = 255
 
+# RFC 3261 §20.14 sets no bound; a length past 2**31 - 1 is never a real body,
+# and any length past max_size is refused when framing anyway.
+MAX_CONTENT_LENGTH = 2**31 - 1
+
 # RFC 3261 §8.1.1 lists what every request carries; responses carry the same
 # (§8.2.6.2) because transactions are matched on them.
 _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
@@ -171,12 +175,20 @@ def _parse_call_id(headers: Headers) -> str:
 def _parse_cseq(headers: Headers) -> tuple[int, str]:
     parts = _single(headers, "CSeq").split()
     # RFC 3261 §20.16: CSeq = 1*DIGIT LWS Method.
-    if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit():
-        raise SipParseError("Bad CSeq header")
-    number = int(parts[0])
-    if number > MAX_CSEQ or not is_token(parts[1]):
+    number = _bounded_int(parts[0], MAX_CSEQ) if len(parts) == 2 else None
+    if number is None or not is_token(parts[1]):
         raise SipParseError("Bad CSeq header")
     return number, parts[1]
+
+
+def _bounded_int(text: str, maximum: int) -> int | None:
+    """Return `text` as an int if it is ASCII digits worth at most `maximum`."""
+    # Checking the length first keeps int() away from a 60,000-digit value.
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(maximum)) or not text.isascii() or not text.isdigit():
+        return None
+    value = int(digits)
+    return value if value <= maximum else None
 
 
 def _parse_name_address_header(headers: Headers, name: str) -> NameAddress:
@@ -239,9 +251,10 @@ def _parse_content_length(headers: Headers) -> int | None:
     if not values:
         return None
     # Two differing lengths would let two parsers frame the body differently.
-    if len(set(values)) > 1 or not values[0].isascii() or not values[0].isdigit():
+    length = _bounded_int(values[0], MAX_CONTENT_LENGTH)
+    if len(set(values)) > 1 or length is None:
         raise SipParseError("Bad Content-Length header")
-    return int(values[0])
+    return length
 
 
 class _HeaderFields:
@@ -410,9 +423,10 @@ def _parse_max_forwards(headers: Headers) -> int | None:
     value = headers.get("Max-Forwards")
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit() or int(value) > MAX_MAX_FORWARDS:
+    hops = _bounded_int(value, MAX_MAX_FORWARDS)
+    if hops is None:
         raise SipParseError("Bad Max-Forwards header")
-    return int(value)
+    return hops
 
 
 @dataclass

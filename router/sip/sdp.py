@@ -251,7 +251,7 @@ class MediaDescription:
         if not value:
             return None
         whole = value.strip().partition(".")[0]
-        return int(whole) if whole.isascii() and whole.isdigit() else None
+        return int(whole) if _is_number(whole) else None
 
     def lines(self) -> list[str]:
         """Return this section as SDP lines, without line ends."""

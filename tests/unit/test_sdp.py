@@ -162,6 +162,13 @@ def test_ptime_tolerates_decimals_and_is_none_when_absent() -> None:
     assert offer("m=audio 1 RTP/AVP 0\r\n").media[0].ptime is None
 
 
+def test_ptime_with_thousands_of_digits_is_ignored() -> None:
+    assert (
+        offer("m=audio 1 RTP/AVP 0\r\na=ptime:" + "9" * 5000 + "\r\n").media[0].ptime
+        is None
+    )
+
+
 def test_port_count_is_parsed_and_serialised() -> None:
     sdp = offer("m=audio 40000/2 RTP/AVP 0\r\n")
 

@@ -85,6 +85,7 @@ SIP_SPECIALS = [
     b"\xc3\xa9",
     b"0",
     b"99999999999999999999",
+    b"9" * 5000,  # past int()'s 4,300-digit limit
     b"SIP/2.0",
     b"\r\n\r\n",
     b"\r\n ",

@@ -1238,3 +1238,33 @@ def test_default_reason_phrases(status: int, phrase: str) -> None:
 def test_unknown_status_gets_its_class_phrase() -> None:
     assert reason_phrase(499) == "Client Error"
     assert reason_phrase(299) == "OK"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CSeq", "9" * 5000 + " INVITE"),
+        ("Max-Forwards", "9" * 5000),
+    ],
+)
+def test_numbers_with_thousands_of_digits_are_bad_headers(
+    name: str, value: str
+) -> None:
+    # int() refuses more than 4,300 digits with ValueError; we must answer 400.
+    error = parse_error(build(replace={name: value}, content_length=None))
+
+    assert error.reason == f"Bad {name} header"
+
+
+def test_content_length_with_thousands_of_digits_is_a_bad_header() -> None:
+    error = parse_error(build(content_length="9" * 5000))
+
+    assert error.reason == "Bad Content-Length header"
+
+
+def test_leading_zeros_are_accepted_in_numbers() -> None:
+    request = parse_request(
+        build(replace={"Max-Forwards": "0070", "CSeq": "007 INVITE"})
+    )
+
+    assert (request.max_forwards, request.cseq) == (70, (7, "INVITE"))
