@@ -399,6 +399,10 @@ def _split_line(line: str) -> tuple[str, str]:
     # RFC 4566 §5: <type>=<value>, where <type> is exactly one letter.
     if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
         raise SdpError("Bad SDP: malformed line", repr(line[:40]))
+    # RFC 4566 §5: values never hold CR, LF or NUL. A stray CR would travel
+    # into our answer when an fmtp value is echoed.
+    if "\r" in line or "\x00" in line:
+        raise SdpError("Bad SDP: malformed line", "CR or NUL inside a line")
     return line[0], line[2:]
 
 

@@ -229,6 +229,11 @@ def test_rejected_stream_needs_no_connection() -> None:
         ("v=0\r\no=- 1 1 IN IP4 h\r\na=\r\n", "Bad SDP: bad a= line"),
         ("v=0\r\no=- 1 1 IN IP4 h\r\na=rtpmap:x\r\n", "Bad SDP: bad rtpmap attribute"),
         ("v=0\r\no=- 1 1 IN IP4 h\r\nX=upper\r\n", "Bad SDP: malformed line"),
+        (
+            "v=0\r\no=- 1 1 IN IP4 h\r\na=fmtp:101 0-15\rx\r\n",
+            "Bad SDP: malformed line",
+        ),
+        ("v=0\r\no=- 1 1 IN IP4 h\r\ns=\x00\r\n", "Bad SDP: malformed line"),
     ],
 )
 def test_garbage_is_rejected_with_a_reason_naming_the_problem(

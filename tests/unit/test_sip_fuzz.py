@@ -248,6 +248,7 @@ def parse_and_negotiate(data: bytes) -> None:
         return
     text = sdp.serialise()
     assert parse_sdp(text).serialise() == text
+    assert b"\r\r" not in text and b"\x00" not in text
     for media in sdp.media:
         media.rtpmap(), media.fmtp(), media.direction, media.ptime
     with contextlib.suppress(SipParseError):
