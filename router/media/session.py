@@ -232,8 +232,9 @@ class MediaSession:
         # Limitation: we always send 20 ms packets. RFC 4566 §6 makes a=ptime a
         # preference, and G.711 receivers accept 20 ms (RFC 3551 §4.5).
         self._sdp_target = self._target_from_sdp(audio)
-        on_hold = _is_unspecified(audio.remote_address)
-        # RFC 3264 §8.4: a c= address of 0.0.0.0 (old-style hold) means "send nothing".
+        # RFC 3264 §8.4: a c= address of 0.0.0.0 (old-style hold) means "send
+        # nothing"; §6: port 0 means the stream was rejected.
+        on_hold = _is_unspecified(audio.remote_address) or audio.remote_port == 0
         self._we_send = audio.direction in _WE_SEND and not on_hold
         self._payload_type = audio.payload_type
         self._to_alaw = audio.codec == "PCMA"

@@ -442,10 +442,15 @@ async def test_overflow_drops_the_oldest_frames(pool, peer, events):
         {"direction": "recvonly"},
         {"direction": "inactive"},
         {"remote_address": "0.0.0.0"},
+        {"remote_port": 0},
     ],
 )
 async def test_nothing_is_sent_while_the_call_is_held(session, peer, changes):
     session.configure(audio_for(peer, **changes))
+    # Even with the caller's address latched from its own packets.
+    peer.send_rtp(session, 0, voice(1))
+    await eventually(lambda: session.caller_address is not None)
+    session.play(voice(2))
 
     await asyncio.sleep(0.2)
 
