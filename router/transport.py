@@ -257,7 +257,8 @@ class SipTransports:
         if not isinstance(partial, Request) or partial.method == "ACK":
             return  # §21.4.1 needs Via/From/To/Call-ID/CSeq to answer at all.
         try:
-            response = make_response(partial, 400, error.reason)
+            # 400 in general; 505, 513 or 416 where the parser names a better code.
+            response = make_response(partial, error.status, error.reason)
             self.send(Outgoing(response, peer))
         except SipParseError:
             return
