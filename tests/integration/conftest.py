@@ -7,18 +7,36 @@ keys are all deleted afterwards, so tests can share one Redis server.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from router.app import Router
 from router.numbers.embedded import EmbeddedStore
+from router.numbers.models import NumberStatus
 from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store
+from router.runner.echo import EchoRunner, serve_echo_runner
+from router.server import SipRouter
+from router.settings import Settings
 
-__all__ = ["Backend", "backend", "delete_prefixed_keys", "redis_prefix", "store"]
+__all__ = [
+    "Backend",
+    "RouterEnv",
+    "backend",
+    "delete_prefixed_keys",
+    "make_router_env",
+    "redis_prefix",
+    "router_env",
+    "store",
+]
 
 
 class Backend:
@@ -87,3 +105,128 @@ async def store(backend: Backend) -> AsyncIterator[Store]:
     handle = await backend.connect()
     yield handle
     await handle.close()
+
+
+# -- a running router for call-flow tests ---------------------------------------------
+
+# Each router gets RTP ports of its own from a random block well away from the
+# default range, so tests running side by side rarely contend; the pool skips
+# ports another process holds anyway.
+RTP_BLOCK_PORTS = 40
+RTP_BLOCKS_START = 30_000
+RTP_BLOCKS_END = 60_000
+
+
+@dataclass
+class RouterEnv:
+    """A router on 127.0.0.1, its embedded store and an echo runner, for one test.
+
+    ``number`` is attached to a pipe whose runner is the echo runner with no
+    test hooks; :meth:`add_number` makes more numbers with other runner URLs.
+    """
+
+    router: Router
+    store: EmbeddedStore
+    runner: EchoRunner
+    number: str = "+14155550100"
+    _next_number: int = 101
+
+    @property
+    def sip(self) -> SipRouter:
+        """The router's SIP side."""
+        assert self.router.sip is not None
+        return self.router.sip
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the router takes SIP, over UDP and TCP."""
+        return ("127.0.0.1", self.sip.port)
+
+    def runner_url(self, query: str = "") -> str:
+        """The echo runner's URL with test hooks (``ready_delay=2``, ...)."""
+        return f"ws://127.0.0.1:{self.runner.port}/" + (f"?{query}" if query else "")
+
+    async def add_number(
+        self,
+        query: str = "",
+        *,
+        runner_url: str | None = None,
+        status: NumberStatus = NumberStatus.ACTIVE,
+        attach: bool = True,
+    ) -> str:
+        """Create a number on a pipe of its own and return its E.164 form."""
+        e164 = f"+1415555{self._next_number:04d}"
+        self._next_number += 1
+        number = await self.store.create_number(e164, country="US", status=status)
+        if attach:
+            pipe = await self.store.create_pipe(
+                name=f"pipe-{e164}", runner_url=runner_url or self.runner_url(query)
+            )
+            await self.store.attach(number.number_id, pipe.pipe_id)
+        return e164
+
+    def is_idle(self) -> bool:
+        """No call, no RTP port and no runner stream left."""
+        return (
+            self.sip.active_calls == 0
+            and self.sip.port_pool.in_use == 0
+            and self.runner.sessions == 0
+        )
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until every call has released its port and runner stream."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.is_idle():
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"router not idle after {timeout}s: calls={self.sip.active_calls} "
+                    f"ports={self.sip.port_pool.in_use} runner={self.runner.sessions}"
+                )
+            await asyncio.sleep(0.01)
+
+
+RouterEnvFactory = Callable[..., Awaitable[RouterEnv]]
+
+
+@pytest.fixture
+async def make_router_env(tmp_path: Path) -> AsyncIterator[RouterEnvFactory]:
+    """Start routers with settings overrides (``rtp_timeout=1.0`` ...); stop them after."""
+    started: list[tuple[Router, EmbeddedStore, EchoRunner]] = []
+
+    async def start(**overrides: Any) -> RouterEnv:
+        runner = await serve_echo_runner("127.0.0.1", 0)
+        store = await EmbeddedStore.open(tmp_path / f"router-{len(started)}.db")
+        low = random.randrange(RTP_BLOCKS_START, RTP_BLOCKS_END, 2)
+        values: dict[str, Any] = {
+            "bind": "127.0.0.1",
+            "rtp_ports": f"{low}-{low + RTP_BLOCK_PORTS - 1}",
+            "http_port": 0,
+            "ringing_timeout": 5.0,
+            # Loopback sources are the carrier here; the edge has tests of its own.
+            "allow_unlisted_sources": True,
+            "default_country": "US",
+            **overrides,
+        }
+        # Settings insists on a real port; 0 (any free port) is set after validation.
+        settings = Settings(**values).model_copy(update={"sip_port": 0})
+        router = Router(settings, store=store)
+        started.append((router, store, runner))
+        await router.start()
+        env = RouterEnv(router, store, runner)
+        pipe = await store.create_pipe(name="pipe-A", runner_url=env.runner_url())
+        number = await store.create_number(env.number, country="US")
+        await store.attach(number.number_id, pipe.pipe_id)
+        return env
+
+    yield start
+    for router, store, runner in reversed(started):
+        await router.stop()
+        await runner.close()
+        await store.close()
+
+
+@pytest.fixture
+async def router_env(make_router_env: RouterEnvFactory) -> RouterEnv:
+    """A router with default test settings."""
+    return await make_router_env()

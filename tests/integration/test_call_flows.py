@@ -1,0 +1,240 @@
+"""Call flows end to end: a test UA on loopback calls a running router.
+
+Each test starts a router on 127.0.0.1 (free SIP port, a small RTP range, an
+embedded store) with the echo runner behind it, plays the carrier with
+:mod:`tests.integration.sipua`, and checks what the router sends back, over
+SIP and RTP, and that the call leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from router.numbers.models import NumberStatus
+from tests.integration.conftest import RouterEnv
+from tests.integration.sipua import (
+    Channel,
+    RtpEndpoint,
+    SipUA,
+    UacCall,
+    expect_rejection,
+    parse_sdp_answer,
+    place_call,
+    sdp_offer,
+    uri_of,
+    voice_frame,
+    voice_payloads,
+)
+
+# The fixture's ringing timeout (seconds to reach the runner).
+RINGING_TIMEOUT = 5.0
+
+# How many frames the basic call sends: one second of audio.
+VOICE_FRAMES = 50
+
+
+async def start_ua_and_rtp() -> tuple[SipUA, RtpEndpoint]:
+    """A UA and an RTP endpoint on 127.0.0.1."""
+    return await SipUA.start(), await RtpEndpoint.start()
+
+
+async def new_call(env: RouterEnv, number: str) -> UacCall:
+    """A call to ``number`` from a new UA, offering the base SDP."""
+    ua, rtp = await start_ua_and_rtp()
+    return UacCall(ua, env.address, number=number, sdp=sdp_offer(rtp.port))
+
+
+async def test_basic_udp_call_echoes_audio_and_releases_everything_after_bye(
+    router_env: RouterEnv,
+) -> None:
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port))
+    Channel(ua, router_env.address).send(call.invite())
+
+    trying = await ua.response(100)
+    ringing = await ua.response(180)
+    ok = await ua.response(200)
+    assert trying.to_tag is None
+    assert ringing.to_tag and ringing.to_tag == ok.to_tag
+    answer = parse_sdp_answer(ok.body)
+    assert ok["Content-Type"] == "application/sdp"
+    assert answer.address == "127.0.0.1"
+    assert answer.payload_types == [0, 101]
+    assert answer.rtpmaps[101] == "telephone-event/8000"
+    assert answer.direction == "sendrecv"
+
+    call.confirm(ok)
+    rtp.target = (answer.address, answer.port)
+    Channel(ua, router_env.address).send(call.ack(ok))
+    for index in range(VOICE_FRAMES):
+        rtp.send(voice_frame(index), marker=index == 0)
+    await rtp.wait_for(lambda got: len(voice_payloads(got)) >= VOICE_FRAMES)
+
+    echoed = voice_payloads(rtp.received)
+    assert echoed == [voice_frame(i) for i in range(VOICE_FRAMES)]
+    assert {p.payload_type for p in rtp.received} == {0}
+    assert rtp.sources == {(answer.address, answer.port)}
+
+    Channel(ua, router_env.address).send(call.in_dialog("BYE"))
+    bye_ok = await ua.response(200, "BYE")
+    assert bye_ok.call_id == call.call_id
+    await router_env.wait_idle()
+    assert len(router_env.runner.starts) == 1
+
+
+async def test_runner_hangup_sends_bye_to_caller_contact_in_dialog(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("hangup_after=1")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    ok = await place_call(call, rtp)
+
+    bye = await ua.request("BYE")
+    request = bye.message
+    assert request.uri == call.contact
+    assert request.call_id == call.call_id
+    # RFC 3261 §12.2.1.1: our tags swap places in requests the router sends.
+    assert request.from_tag == ok.to_tag
+    assert request.to_tag == call.from_tag
+    assert request.cseq[1] == "BYE"
+    assert uri_of(request["From"]) == uri_of(ok["To"])
+    assert request.get("Route") is None
+    ua.answer(bye)
+
+    await router_env.wait_idle()
+    await asyncio.sleep(0.7)  # past T1: an answered BYE is not sent again
+    assert ua.pending(lambda m: m.is_request and m.method == "BYE") == []
+
+
+async def test_unanswered_bye_is_retransmitted_timer_e(router_env: RouterEnv) -> None:
+    number = await router_env.add_number("hangup_after=1")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    await place_call(call, rtp)
+
+    first = await ua.request("BYE")
+    again = await ua.request("BYE", timeout=3.0)
+    # §17.1.2.2: the same request (same branch and CSeq), T1 later.
+    assert again.message.branch == first.message.branch
+    assert again.message.cseq == first.message.cseq
+    assert 0.3 <= again.at - first.at <= 2.0
+    await router_env.wait_idle()
+    ua.answer(again)
+
+
+async def test_cancel_while_runner_connects_answers_487_and_never_starts_runner(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("ready_delay=2")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    router = Channel(ua, router_env.address)
+    router.send(call.invite())
+    await ua.response(180)
+    await asyncio.sleep(0.3)  # C07: the caller gives up 300 ms after the ringing
+
+    router.send(call.cancel())
+    cancel_ok = await ua.response(200, "CANCEL")
+    terminated = await ua.response(487)
+    assert cancel_ok.branch == call.branch
+    assert terminated.to_tag is not None
+    router.send(call.ack_non_2xx(terminated))
+
+    await router_env.wait_idle()
+    await asyncio.sleep(2.5)  # past the runner's ready delay: it never sees a start
+    assert router_env.runner.starts == []
+    assert router_env.is_idle()
+    # §17.2.1: the ACK stopped Timer G, so the 487 is not sent again.
+    assert ua.pending(lambda m: m.status == 487) == []
+    assert ua.pending(lambda m: m.status == 200 and m.method == "INVITE") == []
+
+
+async def test_cancel_after_200_has_no_effect_and_call_ends_by_bye(
+    router_env: RouterEnv,
+) -> None:
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port))
+    await place_call(call, rtp)
+    router = Channel(ua, router_env.address)
+
+    router.send(call.cancel())
+    # RFC 6026 keeps the INVITE transaction after the 2xx: 200, no effect.
+    cancel_answer = await ua.expect(lambda m: m.method == "CANCEL")
+    assert cancel_answer.message.status == 200
+    for index in range(10):
+        rtp.send(voice_frame(index))
+    await rtp.wait_for(lambda got: len(voice_payloads(got)) >= 10)
+    assert router_env.sip.active_calls == 1
+    assert ua.pending(lambda m: m.is_request and m.method == "BYE") == []
+    assert ua.pending(lambda m: m.status == 487) == []
+
+    router.send(call.in_dialog("BYE"))
+    await ua.response(200, "BYE")
+    await router_env.wait_idle()
+
+
+async def test_unknown_number_is_answered_404(router_env: RouterEnv) -> None:
+    ua, _ = await start_ua_and_rtp()
+    final = await expect_rejection(
+        UacCall(ua, router_env.address, number="+14155550199")
+    )
+
+    assert (final.status, final.reason) == (404, "Not Found")
+    assert final.to_tag is not None
+    assert ua.pending(lambda m: m.status == 180) == []
+    await router_env.wait_idle()
+    assert router_env.runner.starts == []
+
+
+async def test_number_not_attached_is_answered_480_with_retry_after(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number(attach=False)
+    final = await expect_rejection(await new_call(router_env, number))
+
+    assert final.status == 480
+    assert final["Retry-After"].isdigit()
+    await router_env.wait_idle()
+
+
+async def test_inactive_number_is_answered_480(router_env: RouterEnv) -> None:
+    number = await router_env.add_number(status=NumberStatus.INACTIVE)
+    final = await expect_rejection(await new_call(router_env, number))
+
+    assert final.status == 480
+    assert final.get("Retry-After") is not None
+    await router_env.wait_idle()
+    assert router_env.runner.starts == []
+
+
+async def test_runner_refusing_the_stream_is_answered_480(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("reject=1")
+    started = asyncio.get_running_loop().time()
+    call = await new_call(router_env, number)
+    final = await expect_rejection(call)
+    ua = call.ua
+
+    assert final.status == 480
+    assert final.get("Retry-After") is not None
+    assert asyncio.get_running_loop().time() - started < RINGING_TIMEOUT
+    assert ua.pending(lambda m: m.status == 200) == []
+    await router_env.wait_idle()
+
+
+async def test_runner_port_closed_is_answered_480_within_ringing_timeout(
+    router_env: RouterEnv,
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    number = await router_env.add_number(runner_url=f"ws://127.0.0.1:{closed_port}/")
+    started = asyncio.get_running_loop().time()
+    final = await expect_rejection(await new_call(router_env, number))
+
+    assert final.status == 480
+    assert asyncio.get_running_loop().time() - started < RINGING_TIMEOUT
+    await router_env.wait_idle()
