@@ -13,7 +13,8 @@ from collections import deque
 
 from .errors import PortsExhausted
 
-__all__ = ["MAX_RTP_PORT", "MIN_RTP_PORT", "RtpPortPool"]
+# PortsExhausted is re-exported: it is what acquire() raises.
+__all__ = ["MAX_RTP_PORT", "MIN_RTP_PORT", "PortsExhausted", "RtpPortPool"]
 
 # Below 1024 are the system ports (RFC 6335 §6), which need privileges to bind.
 MIN_RTP_PORT = 1024
