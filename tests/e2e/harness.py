@@ -51,6 +51,7 @@ __all__ = [
     "CaptureUnavailable",
     "Correlation",
     "HarnessError",
+    "LoopbackNamespace",
     "MatchResult",
     "RtpCapture",
     "RtpPacket",
@@ -65,6 +66,7 @@ __all__ = [
     "free_port_range",
     "free_tcp_port",
     "free_udp_port",
+    "namespace_available",
     "raw_capture_available",
     "read_pcap_rtp",
     "read_pcap_rtp_payloads",
@@ -82,9 +84,8 @@ SIPP_SCENARIOS = Path(__file__).resolve().parents[2] / "sipp-scenarios"
 SPEECH_PCMU_PCAP = SIPP_SCENARIOS / "speech-pcmu.pcap"
 SPEECH_PCMA_PCAP = SIPP_SCENARIOS / "speech-pcma.pcap"
 
-# RFC 3551 §4.5.14 and §4.2: G.711 at 8000 Hz in 20 ms frames of 160 samples.
+# RFC 3551 §4.5.14: G.711 samples at 8000 Hz.
 SAMPLE_RATE = 8000
-FRAME_SAMPLES = 160
 
 # Port ranges: pick test ports below Linux's default ephemeral range
 # (net.ipv4.ip_local_port_range = 32768-60999) so the kernel does not hand the
@@ -306,8 +307,9 @@ def _parse_rtp(datagram: _Datagram, arrival: float) -> RtpPacket | None:
     data = datagram.payload
     if len(data) < RTP_HEADER_LEN or data[0] >> 6 != RTP_VERSION:
         return None
-    # RFC 5761 §4: payload types 64-95 with the marker bit are RTCP (200-223).
-    if 72 <= data[1] & 0x7F <= 76 and data[1] & 0x80:
+    # RFC 5761 §4: a second byte of 192-223 is an RTCP packet type, not
+    # the marker bit and a payload type.
+    if 192 <= data[1] <= 223:
         return None
     offset = RTP_HEADER_LEN + 4 * (data[0] & 0x0F)  # CSRC list
     if data[0] & 0x10:  # RFC 3550 §5.3.1: header extension
@@ -631,11 +633,15 @@ class RtpCapture:
                 sock = self.namespace.open_socket(*kind)
         except (OSError, AttributeError, HarnessError) as exc:
             raise CaptureUnavailable(f"AF_PACKET capture needs root: {exc}") from exc
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, CAPTURE_BUFFER_BYTES)
-        _attach_filter(sock, _bpf_udp_destination_port(self.port))
-        sock.bind((self.interface, ETH_P_ALL))
-        sock.settimeout(CAPTURE_POLL_S)
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, CAPTURE_BUFFER_BYTES)
+            _attach_filter(sock, _bpf_udp_destination_port(self.port))
+            sock.bind((self.interface, ETH_P_ALL))
+            sock.settimeout(CAPTURE_POLL_S)
+        except OSError:
+            sock.close()
+            raise
         self._sock = sock
         self._thread = threading.Thread(target=self._read_loop, daemon=True)
         self._thread.start()
@@ -684,7 +690,7 @@ class RtpCapture:
             while True:
                 self._record(*self._sock.recvfrom(65535))
 
-    def _record(self, frame: bytes, address: Any) -> None:
+    def _record(self, frame: bytes, address: tuple[Any, ...]) -> None:
         """Keep frame if it is an arriving UDP datagram to our host and port."""
         arrival = time.monotonic()
         if address[2] == PACKET_OUTGOING or len(frame) < ETH_HEADER_LEN:
@@ -799,30 +805,44 @@ def audio_matches(
         law: "pcmu" or "pcma", the encoding of both streams.
     """
     start, end = _speech_span(sent, law)
-    speech = list(sent[start:end])
+    speech = sent[start:end]
     stream = b"".join(received)
     sent_bytes_before = sum(len(frame) for frame in sent[:start])
 
-    identical, offset, cursor, position = 0, None, 0, sent_bytes_before
-    for frame in speech:
-        if not _is_silent(frame, law):
-            found = stream.find(frame, cursor)
-            if found >= 0:
-                identical += 1
-                cursor = found + len(frame)
-                offset = found - position if offset is None else offset
-        position += len(frame)
-    speech_frames = sum(1 for frame in speech if not _is_silent(frame, law))
-
-    sent_pcm = decode_g711(b"".join(speech), law)
-    received_pcm = decode_g711(stream, law)
-    hint = None if offset is None else offset + sent_bytes_before
-    correlation = correlate_pcm(sent_pcm, received_pcm, lag_hint=hint)
-    if start:
-        correlation = Correlation(
-            correlation.lag - sent_bytes_before, correlation.coefficient
+    # 1. Byte-identical frames, in order.
+    loud = [(i, frame) for i, frame in enumerate(speech) if not _is_silent(frame, law)]
+    found = _find_in_order([frame for _, frame in loud], stream)
+    offset = None
+    if found:
+        index, position = next(
+            (loud[k][0], at) for k, at in enumerate(found) if at >= 0
         )
-    return MatchResult(speech_frames, identical, offset, correlation)
+        offset = position - sent_bytes_before - sum(len(f) for f in speech[:index])
+    identical = sum(1 for at in found if at >= 0)
+
+    # 2. Correlation of the decoded audio, trying the alignment found above too.
+    hint = None if offset is None else offset + sent_bytes_before
+    correlation = correlate_pcm(
+        decode_g711(b"".join(speech), law), decode_g711(stream, law), lag_hint=hint
+    )
+    lag = correlation.lag - sent_bytes_before  # relative to all of sent
+    return MatchResult(
+        len(loud), identical, offset, Correlation(lag, correlation.coefficient)
+    )
+
+
+def _find_in_order(frames: Sequence[bytes], stream: bytes) -> list[int]:
+    """Return where each frame occurs in stream after the previous one found, or -1.
+
+    An empty list if none is found at all.
+    """
+    positions, cursor = [], 0
+    for frame in frames:
+        at = stream.find(frame, cursor)
+        positions.append(at)
+        if at >= 0:
+            cursor = at + len(frame)
+    return positions if any(at >= 0 for at in positions) else []
 
 
 def correlate_pcm(
@@ -1055,12 +1075,12 @@ class SippProcess:
         """Wait until SIPp has bound its SIP port (or has exited, or timeout passed).
 
         SIPp parses its scenario before it binds, so a peer started just before
-        a caller may not be listening yet. Reading /proc/<pid>/net/udp sees the
+        a caller may not be listening yet. Reading /proc/<pid>/net/{udp,tcp} sees the
         sockets of SIPp's own network namespace without touching the port.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._process.poll() is None:
-            if _udp_port_bound(self.pid, port):
+            if _port_bound(self.pid, port):
                 return
             time.sleep(0.02)
 
@@ -1125,10 +1145,10 @@ class SippProcess:
         )
 
 
-def _udp_port_bound(pid: int, port: int) -> bool:
-    """Tell whether a UDP socket in the network namespace of pid is bound to port."""
+def _port_bound(pid: int, port: int) -> bool:
+    """Tell whether a socket in the network namespace of pid is bound to port."""
     suffix = f":{port:04X}"
-    for table in ("udp", "udp6"):
+    for table in ("udp", "udp6", "tcp", "tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
                 fields = line.split()
