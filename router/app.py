@@ -10,12 +10,14 @@ from contextlib import suppress
 
 import structlog
 
-from router.api.health import HealthServer
+from router.api.app import create_app
+from router.api.server import ApiServer
 from router.calls import CallConfig
 from router.edge import EdgePolicy
 from router.numbers.cache import CachedLookup, DirectLookup, Lookup
 from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, open_store
+from router.records import CallRecorder, default_instance_id
 from router.server import RouterConfig, SipRouter
 from router.settings import Settings
 from router.transport import TransportLimits
@@ -36,8 +38,9 @@ class Router:
         self._store = store
         self.store: Store | None = store
         self.sip: SipRouter | None = None
-        self.http: HealthServer | None = None
+        self.http: ApiServer | None = None
         self.lookup: Lookup | None = None
+        self.recorder: CallRecorder | None = None
 
     async def start(self) -> None:
         """Open the store and bind SIP and HTTP."""
@@ -79,10 +82,18 @@ class Router:
         )
         self.lookup = self._lookup()
         await self.lookup.start()
-        self.sip = SipRouter(config, self.store, self.lookup)
+        self.recorder = CallRecorder(
+            self.store, settings.instance_id or default_instance_id()
+        )
+        await self.recorder.start()
+        self.sip = SipRouter(config, self.store, self.lookup, self.recorder)
         await self.sip.start()
         if settings.http_port:
-            self.http = HealthServer(self.sip, self.store)
+            token = (
+                settings.api_token.get_secret_value() if settings.api_token else None
+            )
+            api = create_app(self.store, operator_token=token, sip=self.sip)
+            self.http = ApiServer(api)
             await self.http.start(settings.http_bind, settings.http_port)
         log.info(
             "router_started",
@@ -116,6 +127,8 @@ class Router:
             await self.sip.stop()
         if self.lookup is not None:
             await self.lookup.close()
+        if self.recorder is not None:
+            await self.recorder.close()
         if self.store is not None and self._store is None:
             await self.store.close()
 

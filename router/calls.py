@@ -26,7 +26,8 @@ from router.edge import EdgeRejected, TrunkGate
 from router.media.ports import PortsExhausted
 from router.media.session import MediaSession
 from router.numbers.cache import Lookup
-from router.numbers.models import Route, Trunk
+from router.numbers.models import CallRecord, Route, Trunk
+from router.records import CallRecorder, ended_by_for, strip_url_secrets
 from router.routing import (
     RETRY_AFTER_OVERLOAD,
     RouteRejected,
@@ -79,6 +80,7 @@ class CallServices:
     gate: TrunkGate
     lookup: Lookup
     media_factory: Callable[[Call], MediaSession]
+    recorder: CallRecorder | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class Call:
         self.trunk: Trunk | None = None
         self.answer: AnswerBuilder | None = None
         self.started_at = time.time()
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
         self.ended_reason: str | None = None
         self.final_status: int | None = None
         self.task: asyncio.Task[None] | None = None
@@ -183,6 +187,7 @@ class Call:
         self.route = await find_route(self.services.lookup, number, self.trunk)
         assert self.route.pipe is not None
         self.log = self.log.bind(pipe_id=self.route.pipe.pipe_id)
+        self._save_record()
 
         # 3. Media: an RTP port, and an answer to the caller's offer (or our
         #    own offer for a late-offer INVITE, RFC 3261 §13.2.1).
@@ -253,6 +258,8 @@ class Call:
         )
         self._set_state(CallState.ANSWERED)
         self.final_status = 200
+        self.answered_at = time.time()
+        self._save_record()
         self.signalling.respond(self.invite, response)
         self.signalling.dialog_established(self)
         assert self.route is not None and self.route.pipe is not None
@@ -451,6 +458,8 @@ class Call:
         was_answered = self.state in (CallState.ANSWERED, CallState.CONFIRMED)
         self._set_state(CallState.ENDED, reason=reason)
         self.ended_reason = reason
+        self.ended_at = time.time()
+        self._save_record()
         for handle in self._timers:
             handle.cancel()
         if self._session_expiry is not None:
@@ -464,6 +473,33 @@ class Call:
         if self.media is not None:
             await self.media.close()
         self.signalling.call_ended(self)
+
+    def _save_record(self) -> None:
+        recorder = self.services.recorder
+        if recorder is None or self.route is None or self.route.pipe is None:
+            return  # refused before routing: not a call anyone owns
+        number, pipe = self.route.number, self.route.pipe
+        reason = self.ended_reason if self.ended_at is not None else None
+        recorder.save(
+            CallRecord(
+                call_id=self.call_id,
+                account_id=number.account_id,
+                number=number.number,
+                number_id=number.number_id,
+                pipe_id=pipe.pipe_id,
+                runner_url=strip_url_secrets(pipe.runner_url),
+                caller=_caller_number(self.invite.request),
+                sip_call_id=self.invite.request.call_id,
+                trunk_id=self.trunk.trunk_id if self.trunk else None,
+                started_at=self.started_at,
+                answered_at=self.answered_at,
+                ended_at=self.ended_at,
+                final_status=self.final_status,
+                ended_by=ended_by_for(reason) if reason else None,
+                end_reason=reason,
+                instance=recorder.instance,
+            )
+        )
 
     def _set_state(self, state: CallState, **fields: object) -> None:
         self.state = state

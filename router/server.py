@@ -207,7 +207,9 @@ class SipRouter:
         call = Call(
             transaction,
             signalling=self,
-            services=CallServices(self.gate, self.lookup, self._media_for),
+            services=CallServices(
+                self.gate, self.lookup, self._media_for, self.recorder
+            ),
             config=self.config.call,
         )
         self.calls[id(transaction)] = call

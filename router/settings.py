@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -84,8 +84,23 @@ class Settings(BaseSettings):
     digest_realm: str = Field("sip-router", min_length=1)
     digest_challenge: Literal[401, 407] = 401
 
+    instance_id: str | None = Field(
+        None,
+        description="Name of this instance in call records (default: host-pid-random).",
+    )
+
     http_bind: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    api_token: SecretStr | None = Field(
+        None,
+        description="Operator bearer token for the admin API; unset: account keys only.",
+    )
+    # The store's own default: a week, long enough to look into last week's complaint.
+    call_retention_s: float = Field(
+        7 * 86_400,
+        gt=0,
+        description="Seconds a call record is kept after the call ends.",
+    )
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -1,0 +1,105 @@
+"""Call records: what the admin API shows about active and ended calls.
+
+The call path never waits for the store to write a record: writes go through a
+bounded queue drained by one task, so a slow or unreachable store delays
+records, never calls. When the queue is full the oldest pending write is
+dropped and counted (a later write of the same call carries its full state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+
+from router.numbers.models import CallEndedBy, CallRecord
+from router.numbers.store import Store, StoreError
+
+__all__ = ["CallRecorder", "default_instance_id", "strip_url_secrets"]
+
+log = structlog.get_logger("router.records")
+
+# Writes waiting for the store; a few seconds of set-up/answer/end writes at
+# hundreds of calls per second.
+MAX_PENDING_WRITES = 10_000
+
+
+def default_instance_id() -> str:
+    """A name for this router process, unique across restarts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def strip_url_secrets(url: str) -> str:
+    """Drop user info and query string from a runner URL before storing it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class CallRecorder:
+    """Queues call records and writes them to the store in order."""
+
+    def __init__(self, store: Store, instance: str) -> None:
+        self.store = store
+        self.instance = instance
+        self.dropped = 0
+        self.failed = 0
+        self._queue: asyncio.Queue[CallRecord] = asyncio.Queue(MAX_PENDING_WRITES)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """End the records this instance left active before a restart; start writing."""
+        with contextlib.suppress(StoreError):
+            ended = await self.store.end_stale_calls(self.instance, "router restarted")
+            if ended:
+                log.warning("stale_calls_ended", count=ended)
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Write what is pending (for at most ``timeout`` seconds), then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def save(self, record: CallRecord) -> None:
+        """Queue a write of ``record`` without waiting."""
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+                self._queue.task_done()
+            self.dropped += 1
+        self._queue.put_nowait(record)
+
+    async def _drain(self) -> None:
+        while True:
+            record = await self._queue.get()
+            try:
+                await self.store.save_call(record)
+            except StoreError as error:
+                self.failed += 1
+                log.warning(
+                    "call_record_failed", call_id=record.call_id, error=str(error)
+                )
+            finally:
+                self._queue.task_done()
+
+
+def ended_by_for(reason: str) -> CallEndedBy:
+    """Who ended a call, from the reason the call gives."""
+    if reason in ("caller-bye", "caller-cancel"):
+        return CallEndedBy.CALLER
+    if reason == "runner-hangup":
+        return CallEndedBy.RUNNER
+    return CallEndedBy.ROUTER
