@@ -159,7 +159,9 @@ def _first_validation_problem(errors: Any) -> tuple[str, str]:
     field = location[-1] if location else "body"
     if len(location) > 1 and location[0] in ("body", "query", "path", "header"):
         field = ".".join(location[1:])
-    return field, f"{field}: {first.get('msg', 'invalid value')}"
+    # Our own validators raise ValueError, which pydantic prefixes with "Value error, ".
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return field, f"{field}: {message}"
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:

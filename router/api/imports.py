@@ -211,7 +211,8 @@ def _validation_problem(index: int, exc: pydantic.ValidationError) -> RowOutcome
     location = [str(part) for part in first["loc"] if not isinstance(part, int)]
     field = location[0] if location else None
     # The row's value is left out of the message: it could be anything.
-    message = f"{field}: {first['msg']}" if field else first["msg"]
+    reason = str(first["msg"]).removeprefix("Value error, ")
+    message = f"{field}: {reason}" if field else reason
     return schemas.ImportRowError(row=index, field=field, message=message)
 
 

@@ -308,7 +308,7 @@ async def create_trunk(
     body: schemas.TrunkCreate, store: StoreDep, principal: CurrentPrincipal
 ) -> schemas.Trunk:
     """Add a trunk. Accounts add their own carriers (byo) only."""
-    if not principal.is_operator and body.kind != TrunkType.BYO:
+    if not principal.is_operator and body.kind != "byo":
         raise Forbidden("accounts may add byo trunks only")
     account_id = await _owner_of_new(store, principal, body.account_id)
     password = body.password.get_secret_value() if body.password else None

@@ -26,7 +26,7 @@ log = structlog.get_logger("router.http")
 
 # How long open requests may run on after stop() before they are cancelled. Admin
 # calls take milliseconds; a few seconds covers a large import on a slow store.
-SHUTDOWN_GRACE_S = 5.0
+SHUTDOWN_GRACE_S = 5
 
 # Keep-alive connections idle longer than this are closed. Clients (the CLI, the
 # AsyncClient) reuse a connection within a burst of calls; 5 s is uvicorn's default.
