@@ -21,6 +21,7 @@ from router.media.ports import RtpPortPool
 from router.media.session import MediaSession
 from router.numbers.cache import DirectLookup, Lookup
 from router.numbers.store import Store
+from router.records import CallRecorder
 from router.sip.dialog import Dialog, next_hop
 from router.sip.errors import SipParseError
 from router.sip.message import Request, Response, make_response
@@ -71,11 +72,16 @@ class SipRouter:
     """Inbound SIP: receive, dispatch, answer, and keep calls' dialogs."""
 
     def __init__(
-        self, config: RouterConfig, store: Store, lookup: Lookup | None = None
+        self,
+        config: RouterConfig,
+        store: Store,
+        lookup: Lookup | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.lookup = lookup or DirectLookup(store)
+        self.recorder = recorder
         self.gate = TrunkGate(store, self.lookup, config.edge)
         # The 100 Trying waits for the source check, so a refused scanner can
         # be dropped without a word (see router.edge).
