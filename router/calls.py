@@ -195,7 +195,7 @@ class Call:
         port = await self.media.open()
         self.answer = AnswerBuilder(self.config.advertise, port)
         offer = request.body if is_sdp(request) else None
-        audio = self.answer.answer_offer(offer) if offer is not None else None
+        audio = self.answer.answer_offer(offer)
 
         # 4. Ring while the runner connects (RFC 3261 §13.3.1.1).
         self._set_state(CallState.RINGING)

@@ -12,7 +12,8 @@ import asyncio
 import socket
 
 from router.numbers.models import NumberStatus
-from tests.integration.conftest import RouterEnv
+from router.sip.transaction import Timers
+from tests.integration.conftest import RouterEnv, RouterEnvFactory
 from tests.integration.sipua import (
     Channel,
     RtpEndpoint,
@@ -32,6 +33,9 @@ RINGING_TIMEOUT = 5.0
 
 # How many frames the basic call sends: one second of audio.
 VOICE_FRAMES = 50
+
+# A T1 small enough that 64*T1 (the wait for an ACK) is about one second.
+SHORT_T1 = 0.02
 
 
 async def start_ua_and_rtp() -> tuple[SipUA, RtpEndpoint]:
@@ -238,3 +242,163 @@ async def test_runner_port_closed_is_answered_480_within_ringing_timeout(
     assert final.status == 480
     assert asyncio.get_running_loop().time() - started < RINGING_TIMEOUT
     await router_env.wait_idle()
+
+
+# -- malformed and unexpected requests ---------------------------------------------
+
+
+def raw_request(ua: SipUA, method: str, *, omit: str = "", **replace: str) -> bytes:
+    """An out-of-dialog request with one header left out or replaced."""
+    fields = {
+        "Via": f"SIP/2.0/UDP {ua.host}:{ua.port};branch=z9hG4bK-{method.lower()}1",
+        "Max-Forwards": "70",
+        "From": f"<sip:+14155550111@{ua.host}>;tag=m1",
+        "To": "<sip:+14155550100@127.0.0.1>",
+        "Call-ID": f"{method.lower()}-malformed@{ua.host}",
+        "CSeq": f"1 {method}",
+        "Contact": f"<sip:+14155550111@{ua.host}:{ua.port}>",
+    }
+    for name, value in replace.items():
+        fields[name.replace("_", "-")] = value
+    fields.pop(omit, None)
+    lines = [f"{method} sip:+14155550100@127.0.0.1 SIP/2.0"]
+    lines += [f"{name}: {value}" for name, value in fields.items()]
+    return ("\r\n".join([*lines, "Content-Length: 0"]) + "\r\n\r\n").encode()
+
+
+async def test_cseq_method_mismatch_is_answered_400_naming_cseq(
+    router_env: RouterEnv,
+) -> None:
+    ua = await SipUA.start()
+    Channel(ua, router_env.address).send(raw_request(ua, "INVITE", CSeq="1 BYE"))
+
+    answer = await ua.response(400, "BYE")
+
+    assert "cseq" in answer.reason.lower()
+    assert router_env.sip.active_calls == 0
+
+
+async def test_unanswerable_requests_are_dropped_and_router_keeps_working(
+    router_env: RouterEnv,
+) -> None:
+    ua = await SipUA.start()
+    router = Channel(ua, router_env.address)
+    for broken in (
+        raw_request(ua, "INVITE", omit="Call-ID"),
+        raw_request(ua, "INVITE", CSeq="one INVITE"),
+        raw_request(ua, "INVITE", Via="SIP/2.0/UDP"),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),
+        b"hello there\r\n\r\n",
+    ):
+        router.send(broken)
+
+    await ordinary_call_completes(router_env, ua)
+    assert [m.message.status for m in ua.history if m.message.status == 100] == [100]
+    assert not any(
+        m.message.method == "INVITE" and m.message.status >= 300 for m in ua.history
+    )
+
+
+async def ordinary_call_completes(env: RouterEnv, ua: SipUA) -> None:
+    """A normal call from ``ua`` is answered, carries audio and ends cleanly."""
+    rtp = await RtpEndpoint.start()
+    call = UacCall(ua, env.address, sdp=sdp_offer(rtp.port))
+    await place_call(call, rtp)
+    rtp.send(voice_frame(0))
+    await rtp.wait_for(lambda got: len(voice_payloads(got)) >= 1)
+    Channel(ua, env.address).send(call.in_dialog("BYE"))
+    await ua.response(200, "BYE")
+    await env.wait_idle()
+
+
+async def test_unknown_method_is_answered_501(router_env: RouterEnv) -> None:
+    ua = await SipUA.start()
+    Channel(ua, router_env.address).send(raw_request(ua, "FOO"))
+
+    answer = await ua.response(501, "FOO")
+
+    assert answer.reason == "Not Implemented"
+
+
+async def test_subscribe_is_answered_405_with_allow(router_env: RouterEnv) -> None:
+    ua = await SipUA.start()
+    Channel(ua, router_env.address).send(raw_request(ua, "SUBSCRIBE", Event="presence"))
+
+    answer = await ua.response(405, "SUBSCRIBE")
+
+    assert {"INVITE", "BYE", "OPTIONS"} <= {m.strip() for m in answer.all("Allow")}
+    assert "SUBSCRIBE" not in answer.all("Allow")
+
+
+async def test_bye_for_unknown_dialog_is_answered_481(router_env: RouterEnv) -> None:
+    ua = await SipUA.start()
+    bye = raw_request(ua, "BYE", To="<sip:+14155550100@127.0.0.1>;tag=nosuchdialog")
+    Channel(ua, router_env.address).send(bye)
+
+    answer = await ua.response(481, "BYE")
+
+    assert answer.to_tag == "nosuchdialog"
+
+
+# -- retransmissions and timers ----------------------------------------------------
+
+
+async def test_retransmitted_invite_while_ringing_makes_one_call_and_one_runner_stream(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("ready_delay=1")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    router = Channel(ua, router_env.address)
+    router.send(call.invite())
+    await ua.response(180)
+
+    for _ in range(3):  # Timer A: the same INVITE, same branch
+        router.send(call.invite())
+        await ua.response(180)  # §17.2.1: the last provisional, sent again
+    ok = await ua.response(200)
+
+    assert router_env.sip.active_calls == 1
+    assert router_env.sip.counters["calls_started"] == 1
+    call.confirm(ok)
+    router.send(call.ack(ok))
+    router.send(call.in_dialog("BYE"))
+    await ua.response(200, "BYE")
+    await router_env.wait_idle()
+    assert len(router_env.runner.starts) == 1
+
+
+async def test_missing_ack_ends_call_with_bye_after_64_t1(
+    router_env: RouterEnv,
+) -> None:
+    router_env.sip.layer.timers = Timers(t1=SHORT_T1, t2=8 * SHORT_T1, t4=10 * SHORT_T1)
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port))
+    Channel(ua, router_env.address).send(call.invite())
+    ok = await ua.response(200)
+
+    retransmitted = await ua.response(200)  # §13.3.1.4: the 2xx again, from T1
+    bye = await ua.request("BYE", timeout=64 * SHORT_T1 + 3.0)
+
+    assert retransmitted.to_tag == ok.to_tag
+    assert bye.at - ua.history[0].at >= 64 * SHORT_T1 * 0.9
+    assert bye.message.from_tag == ok.to_tag
+    ua.answer(bye)
+    await router_env.wait_idle()
+
+
+async def test_no_rtp_after_ack_ends_call_with_bye_after_rtp_timeout(
+    make_router_env: RouterEnvFactory,
+) -> None:
+    env = await make_router_env(rtp_timeout=1.0)
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, env.address, sdp=sdp_offer(rtp.port))
+    await place_call(call, rtp)
+    acked = asyncio.get_running_loop().time()
+
+    bye = await ua.request("BYE")
+
+    assert 0.9 <= asyncio.get_running_loop().time() - acked <= 3.0
+    assert bye.message.call_id == call.call_id
+    ua.answer(bye)
+    await env.wait_idle()
