@@ -280,25 +280,32 @@ class SipTransports:
             if isinstance(connection, _TcpConnection) and not connection.closed:
                 connection.write(data)
                 return
-            # §18.2.2: the connection is gone; open one to the Via sent-by
+            # §18.2.2: the connection is gone; send over one to the Via sent-by
             # (received IP with the sent-by port, never the ephemeral port).
             via = response.top_via
-            host = via.received or via.host
-            self._spawn(self._send_tcp(data, host, via.port or 5060))
+            self._send_stream(data, via.received or via.host, via.port or 5060)
             return
         self._send_udp(data, response_destination(response, peer))
 
     def _send_request(self, data: bytes, peer: Peer) -> None:
         if peer.reliable:
             connection = peer.connection
-            if not isinstance(connection, _TcpConnection) or connection.closed:
-                connection = self._by_address.get((peer.host, peer.port))
-            if connection is not None and not connection.closed:
+            if isinstance(connection, _TcpConnection) and not connection.closed:
                 connection.write(data)
                 return
-            self._spawn(self._send_tcp(data, peer.host, peer.port))
+            self._send_stream(data, peer.host, peer.port)
             return
         self._send_udp(data, (peer.host, peer.port))
+
+    def _send_stream(self, data: bytes, host: str, port: int) -> None:
+        # Reuse an open connection to that address (one we opened for an
+        # earlier message, such as the first copy of a retransmitted 2xx),
+        # so retransmissions do not each open a connection of their own.
+        connection = self._by_address.get((host, port))
+        if connection is not None and not connection.closed:
+            connection.write(data)
+            return
+        self._spawn(self._send_tcp(data, host, port))
 
     def _send_udp(self, data: bytes, address: tuple[str, int]) -> None:
         if self.udp is None:
