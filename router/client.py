@@ -399,7 +399,7 @@ class NumbersResource:
             ImportResult,
             "POST",
             "/v1/numbers/import",
-            json=[dict(row) for row in rows],
+            json=list(rows),
             timeout=IMPORT_TIMEOUT_S,
         )
 
