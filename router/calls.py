@@ -35,7 +35,13 @@ from router.routing import (
     find_route,
 )
 from router.runner.client import RunnerSession, RunnerUnavailable, StreamStart
-from router.sip.dialog import Dialog, DialogError, SessionTimer, new_tag
+from router.sip.dialog import (
+    MIN_SESSION_EXPIRES,
+    Dialog,
+    DialogError,
+    SessionTimer,
+    new_tag,
+)
 from router.sip.errors import SipParseError
 from router.sip.message import Request, Response, make_response
 from router.sip.transaction import ServerTransaction
@@ -153,6 +159,10 @@ class Call:
             self._reject(error.status, error.reason)
         except SipParseError as error:
             self._reject(400, error.reason)
+        except DialogError as error:
+            self._reject(
+                error.status, error.reason, headers=_dialog_error_headers(error)
+            )
         except (RunnerUnavailable, TimeoutError) as error:
             self.log.info(
                 "runner_unavailable", reason=getattr(error, "reason", "timeout")
@@ -177,6 +187,7 @@ class Call:
         # RFC 3261 §17.2.1: 100 Trying as soon as we know we will answer.
         self.signalling.respond(self.invite, make_response(request, 100))
         self.trunk = admission.trunk
+        _check_dialog_fields(request)
 
         # 2. Where does the call go?
         country = (self.trunk.default_country if self.trunk else None) or (
@@ -354,7 +365,10 @@ class Call:
                 request.body if is_sdp(request) else None
             )
         except DialogError as error:
-            self._respond(transaction, error.status, error.reason)
+            response = make_response(request, error.status, error.reason)
+            for name, value in _dialog_error_headers(error):
+                response.headers.add(name, value)
+            self.signalling.respond(transaction, response)
             return
         except SdpRejected as error:
             # RFC 3264 §6: rejecting the new offer leaves the old session as it was.
@@ -504,6 +518,25 @@ class Call:
     def _set_state(self, state: CallState, **fields: object) -> None:
         self.state = state
         self.log.info("call_state", state=state.value, **fields)
+
+
+def _check_dialog_fields(invite: Request) -> None:
+    """Refuse, before ringing, an INVITE whose dialog we could not set up.
+
+    Raises:
+        SipParseError: no Contact (RFC 3261 §8.1.1.8: an INVITE must carry one).
+        DialogError: a Session-Expires we refuse (RFC 4028 §6: 422 when too small).
+    """
+    if invite.contact is None:
+        raise SipParseError("Missing Contact header")
+    SessionTimer.from_request(invite)
+
+
+def _dialog_error_headers(error: DialogError) -> tuple[tuple[str, str], ...]:
+    # RFC 4028 §6: a 422 must carry Min-SE, so the caller can retry above it.
+    if error.status == 422:
+        return (("Min-SE", str(MIN_SESSION_EXPIRES)),)
+    return ()
 
 
 def _caller_number(request: Request) -> str:

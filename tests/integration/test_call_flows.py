@@ -311,6 +311,66 @@ async def ordinary_call_completes(env: RouterEnv, ua: SipUA) -> None:
     await env.wait_idle()
 
 
+async def test_invite_without_contact_is_answered_400_before_ringing(
+    router_env: RouterEnv,
+) -> None:
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port))
+    invite = call.invite().replace(f"Contact: <{call.contact}>\r\n".encode(), b"")
+    Channel(ua, router_env.address).send(invite)
+
+    final = await ua.expect(lambda m: m.status >= 300)
+
+    # RFC 3261 §8.1.1.8: an INVITE must carry a Contact; without one no
+    # dialog can be set up, so the runner is never disturbed.
+    assert final.message.status == 400
+    assert "contact" in final.message.reason.lower()
+    assert ua.pending(lambda m: m.status == 180) == []
+    await router_env.wait_idle()
+    assert router_env.runner.starts == []
+
+
+async def test_session_expires_below_minimum_is_answered_422_with_min_se(
+    router_env: RouterEnv,
+) -> None:
+    ua, rtp = await start_ua_and_rtp()
+    short = [("Supported", "timer"), ("Session-Expires", "60")]
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port), extra_headers=short)
+
+    final = await expect_rejection(call)
+
+    # RFC 4028 §6: 422 names our minimum in Min-SE, so the caller can retry.
+    assert final.status == 422
+    assert int(final["Min-SE"]) >= 90
+    assert ua.pending(lambda m: m.status == 180) == []
+    await router_env.wait_idle()
+    assert router_env.runner.starts == []
+
+
+async def test_reinvite_with_too_small_session_expires_is_422_and_call_continues(
+    router_env: RouterEnv,
+) -> None:
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port))
+    await place_call(call, rtp)
+    router = Channel(ua, router_env.address)
+
+    short = [("Supported", "timer"), ("Session-Expires", "30")]
+    branch = "z9hG4bK-short-refresh"
+    offer = sdp_offer(rtp.port, version=2)
+    router.send(call.in_dialog("INVITE", body=offer, headers=short, branch=branch))
+    rejected = await ua.response(422)
+    router.send(call.in_dialog("ACK", cseq=call.cseq, branch=branch))
+
+    assert int(rejected["Min-SE"]) >= 90
+    rtp.send(voice_frame(0))
+    await rtp.wait_for(lambda got: len(voice_payloads(got)) >= 1)
+    assert router_env.sip.active_calls == 1
+    router.send(call.in_dialog("BYE"))
+    await ua.response(200, "BYE")
+    await router_env.wait_idle()
+
+
 async def test_unknown_method_is_answered_501(router_env: RouterEnv) -> None:
     ua = await SipUA.start()
     Channel(ua, router_env.address).send(raw_request(ua, "FOO"))
