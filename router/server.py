@@ -22,7 +22,7 @@ from router.media.session import MediaSession
 from router.numbers.cache import DirectLookup, Lookup
 from router.numbers.store import Store
 from router.records import CallRecorder
-from router.sip.dialog import Dialog, next_hop
+from router.sip.dialog import Dialog
 from router.sip.errors import SipParseError
 from router.sip.message import Request, Response, make_response
 from router.sip.transaction import (
@@ -267,10 +267,8 @@ class SipRouter:
 
     def send_in_dialog(self, dialog: Dialog, method: str) -> None:
         """Send an in-dialog request (BYE) in a client transaction."""
-        host, port = self.config.call.advertise, self.port
-        request = dialog.build_request(method, via_host=host, via_port=port)
         try:
-            hop_host, hop_port, transport = next_hop(request)
+            hop_host, hop_port, transport = dialog.next_hop()
         except SipParseError as error:
             log.warning("no_route_for_request", method=method, reason=error.reason)
             return
@@ -279,6 +277,14 @@ class SipRouter:
             "TCP",
         ):
             transport = "UDP"
+        # RFC 3261 §18.1.1: Via names the transport the request goes over,
+        # which may differ from the one the INVITE came on.
+        request = dialog.build_request(
+            method,
+            via_host=self.config.call.advertise,
+            via_port=self.port,
+            transport=transport,
+        )
         self.layer.send_request(
             request, Peer(transport, hop_host, hop_port), self._now()
         )

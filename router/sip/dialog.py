@@ -154,12 +154,22 @@ class Dialog:
             self.remote_target = contact.uri
 
     def build_request(
-        self, method: str, *, via_host: str, via_port: int, contact: str | None = None
+        self,
+        method: str,
+        *,
+        via_host: str,
+        via_port: int,
+        contact: str | None = None,
+        transport: str | None = None,
     ) -> Request:
-        """Build an in-dialog request such as BYE (§12.2.1.1)."""
+        """Build an in-dialog request such as BYE (§12.2.1.1).
+
+        ``transport`` is the one the request will go over, which Via must name
+        (§18.1.1); it defaults to the transport the dialog was set up on.
+        """
         self.local_cseq += 1
         headers = Headers()
-        transport = self.transport
+        transport = transport or self.transport
         headers.add(
             "Via",
             f"SIP/2.0/{transport} {_host_port(via_host, via_port)};branch={new_branch()};rport",
@@ -196,6 +206,14 @@ class Dialog:
             return parse_uri(parse_name_address(self.route_set[0]).uri)
         return parse_uri(self.remote_target)
 
+    def next_hop(self) -> tuple[str, int, str]:
+        """Host, port and transport our in-dialog requests go to.
+
+        Raises:
+            SipParseError: when the hop is not a SIP URI.
+        """
+        return _hop_of(self.next_hop_uri())
+
 
 def next_hop(request: Request) -> tuple[str, int, str]:
     """Return host, port and transport for sending an in-dialog request.
@@ -208,7 +226,12 @@ def next_hop(request: Request) -> tuple[str, int, str]:
     """
     routes = request.headers.get_all("Route")
     target = parse_name_address(routes[0]).uri if routes else request.uri
-    uri = parse_uri(target)
+    return _hop_of(parse_uri(target))
+
+
+def _hop_of(uri: SipUri | TelUri) -> tuple[str, int, str]:
+    # RFC 3263 §4.1: the transport parameter decides; without one a sip: URI
+    # means UDP (a numeric host has no NAPTR records) and sips: means TLS.
     if not isinstance(uri, SipUri):
         raise SipParseError("Next hop is not a SIP URI")
     host, port = uri.host_port()

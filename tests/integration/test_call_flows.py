@@ -128,6 +128,48 @@ async def test_unanswered_bye_is_retransmitted_timer_e(router_env: RouterEnv) ->
     ua.answer(again)
 
 
+async def test_bye_to_contact_without_transport_goes_over_udp_and_says_so_in_via(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("hangup_after=0.5")
+    ua, rtp = await SipUA.start(tcp=True), await RtpEndpoint.start()
+    call = UacCall(
+        ua, router_env.address, number=number, sdp=sdp_offer(rtp.port), transport="TCP"
+    )
+    call.contact = f"sip:+14155550111@{ua.host}:{ua.port}"  # no ;transport=tcp
+    connection = await ua.connect(router_env.address)
+    connection.send(call.invite())
+    ok = await ua.response(200)
+    call.confirm(ok)
+    connection.send(call.ack(ok))
+
+    bye = await ua.request("BYE")
+
+    # RFC 3263 §4.1: a sip: URI with a numeric host and no transport means
+    # UDP; RFC 3261 §18.1.1: Via names the transport the request goes over.
+    assert bye.channel.transport == "UDP"
+    assert bye.message.all("Via")[0].startswith("SIP/2.0/UDP ")
+    ua.answer(bye)
+    await router_env.wait_idle()
+
+
+async def test_bye_to_contact_with_transport_tcp_goes_over_tcp_and_says_so_in_via(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("hangup_after=0.5")
+    ua, rtp = await SipUA.start(tcp=True), await RtpEndpoint.start()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    call.contact = f"sip:+14155550111@{ua.host}:{ua.port};transport=tcp"
+    await place_call(call, rtp)  # INVITE over UDP
+
+    bye = await ua.request("BYE")
+
+    assert bye.channel.transport == "TCP"
+    assert bye.message.all("Via")[0].startswith("SIP/2.0/TCP ")
+    ua.answer(bye)
+    await router_env.wait_idle()
+
+
 async def test_cancel_while_runner_connects_answers_487_and_never_starts_runner(
     router_env: RouterEnv,
 ) -> None:
