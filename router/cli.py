@@ -2,22 +2,22 @@
 
 ``sip-router run`` is the production entry point; ``sip-router demo`` runs a
 router, an echo runner and a demo store in one process; ``sip-router
-echo-runner`` runs the echo runner alone; ``sip-router numbers …`` and
-``sip-router pipes …`` manage the store the router reads (the embedded store
-by default, Redis with ``--redis-url`` / ``ROUTER_REDIS_URL``).
+echo-runner`` runs the echo runner alone; ``sip-router numbers|pipes|trunks|
+accounts|calls …`` manage the store the router reads (the embedded store by
+default, Redis with ``--redis-url`` / ``ROUTER_REDIS_URL``), or a running router
+through its admin API with ``--api URL`` (see :mod:`router.cli_api`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from router.cli_api import add_admin_commands, run_admin_command
 from router.logs import configure_logging
 from router.settings import ConfigError, Settings, load_settings
 
@@ -80,8 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     echo.add_argument("--port", type=int, default=8765)
     echo.set_defaults(handler=_echo_runner)
 
-    _numbers_commands(commands)
-    _pipes_commands(commands)
+    add_admin_commands(commands, store_options=_store_options, handler=_store_command)
     return parser
 
 
@@ -169,172 +168,24 @@ def _run_loop(coroutine: Awaitable[None]) -> None:
         asyncio.run(coroutine)  # type: ignore[arg-type]
 
 
-# -- numbers / pipes ------------------------------------------------------
-
-
-def _numbers_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    numbers = commands.add_parser("numbers", help="manage phone numbers")
-    actions = numbers.add_subparsers(dest="action", required=True)
-
-    create = actions.add_parser("create", help="add a number")
-    create.add_argument("number", help="E.164 number, e.g. +14155550100")
-    create.add_argument("--country", help="ISO 3166-1 alpha-2 (derived when omitted)")
-    create.add_argument(
-        "--status", default="active", choices=["active", "inactive", "pending"]
-    )
-    create.add_argument("--trunk-type", default="unpod", choices=["unpod", "byo"])
-    create.add_argument("--trunk-id")
-    create.set_defaults(op=_numbers_create)
-
-    listing = actions.add_parser("list", help="list numbers")
-    listing.add_argument("--status", choices=["active", "inactive", "pending"])
-    listing.add_argument("--country")
-    listing.add_argument("--trunk-type", choices=["unpod", "byo"])
-    listing.add_argument("--pipe-id")
-    listing.set_defaults(op=_numbers_list)
-
-    attach = actions.add_parser("attach", help="attach a number to a pipe")
-    attach.add_argument("number", help="number_id or E.164 number")
-    attach.add_argument("pipe_id")
-    attach.set_defaults(op=_numbers_attach)
-
-    detach = actions.add_parser("detach", help="detach a number from its pipe")
-    detach.add_argument("number", help="number_id or E.164 number")
-    detach.set_defaults(op=_numbers_detach)
-
-    for sub in (create, listing, attach, detach):
-        _store_options(sub)
-        sub.add_argument("--json", action="store_true", help="machine-readable output")
-        sub.set_defaults(handler=_store_command)
-
-
-def _pipes_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    pipes = commands.add_parser("pipes", help="manage speech pipes")
-    actions = pipes.add_subparsers(dest="action", required=True)
-
-    create = actions.add_parser("create", help="add a pipe")
-    create.add_argument("--name", required=True)
-    create.add_argument(
-        "--runner-url", required=True, help="ws:// or wss:// runner URL"
-    )
-    create.add_argument("--max-call-duration", type=int, default=3600, help="seconds")
-    create.set_defaults(op=_pipes_create)
-
-    listing = actions.add_parser("list", help="list pipes")
-    listing.set_defaults(op=_pipes_list)
-
-    for sub in (create, listing):
-        _store_options(sub)
-        sub.add_argument("--json", action="store_true", help="machine-readable output")
-        sub.set_defaults(handler=_store_command)
+# -- numbers / pipes / trunks / accounts / calls ---------------------------
 
 
 def _store_command(args: argparse.Namespace) -> int:
-    from router.numbers.store import StoreError
+    """Run an admin command over the API (``--api``) or on the configured store."""
 
-    settings = _settings_from(args)
-    op: Callable[[Any, argparse.Namespace], Awaitable[Any]] = args.op
-
-    async def run() -> Any:
+    async def open_configured_store() -> Any:
         from router.numbers.store import open_store
 
-        store = await open_store(
+        settings = _settings_from(args)
+        return await open_store(
             redis_url=settings.redis_url,
             db_path=settings.db_path,
             key_prefix=settings.redis_prefix,
+            call_retention_s=settings.call_retention_s,
         )
-        try:
-            return await op(store, args)
-        finally:
-            await store.close()
 
-    try:
-        result = asyncio.run(run())
-    except (StoreError, ValueError) as error:
-        print(f"sip-router: {error}", file=sys.stderr)
-        return 1
-    _print_result(result, as_json=args.json)
-    return 0
-
-
-async def _numbers_create(store: Any, args: argparse.Namespace) -> Any:
-    from router.numbers.models import NumberStatus, TrunkType
-
-    return await store.create_number(
-        args.number,
-        country=args.country,
-        status=NumberStatus(args.status),
-        trunk_type=TrunkType(args.trunk_type),
-        trunk_id=args.trunk_id,
-    )
-
-
-async def _numbers_list(store: Any, args: argparse.Namespace) -> Any:
-    from router.numbers.models import NumberStatus, TrunkType
-
-    items: list[Any] = []
-    cursor = None
-    while True:
-        page = await store.list_numbers(
-            status=NumberStatus(args.status) if args.status else None,
-            country=args.country.upper() if args.country else None,
-            trunk_type=TrunkType(args.trunk_type) if args.trunk_type else None,
-            pipe_id=args.pipe_id,
-            cursor=cursor,
-        )
-        items.extend(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return items
-
-
-async def _numbers_attach(store: Any, args: argparse.Namespace) -> Any:
-    return await store.attach(args.number, args.pipe_id)
-
-
-async def _numbers_detach(store: Any, args: argparse.Namespace) -> Any:
-    return await store.detach(args.number)
-
-
-async def _pipes_create(store: Any, args: argparse.Namespace) -> Any:
-    return await store.create_pipe(
-        name=args.name,
-        runner_url=args.runner_url,
-        max_call_duration_s=args.max_call_duration,
-    )
-
-
-async def _pipes_list(store: Any, args: argparse.Namespace) -> Any:
-    return await store.list_pipes()
-
-
-def _print_result(result: Any, *, as_json: bool) -> None:
-    rows = result if isinstance(result, list) else [result]
-    records = [_record(row) for row in rows]
-    if as_json:
-        print(json.dumps(records if isinstance(result, list) else records[0], indent=2))
-        return
-    if not records:
-        print("(none)")
-        return
-    columns = list(records[0])
-    widths = {
-        c: max(len(c), *(len(str(r[c] or "-")) for r in records)) for c in columns
-    }
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for record in records:
-        print("  ".join(str(record[c] or "-").ljust(widths[c]) for c in columns))
-
-
-def _record(row: Any) -> dict[str, Any]:
-    data = dataclasses.asdict(row)
-    return {
-        key: (str(value) if value is not None else None) for key, value in data.items()
-    }
+    return run_admin_command(args, open_configured_store)
 
 
 if __name__ == "__main__":
