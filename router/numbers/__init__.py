@@ -1,4 +1,4 @@
-"""Numbers, pipes and trunks: the routing map and the stores that keep it.
+"""The routing map (numbers, pipes, trunks), accounts and calls, and their stores.
 
 ``from router.numbers import open_store, normalise_dialed_number`` is all the router
 needs: normalise the dialed number, then ``await store.route(e164)``.
@@ -9,9 +9,24 @@ importing this package does not load the Redis client.
 from __future__ import annotations
 
 from .e164 import InvalidNumber, normalise_dialed_number, validate_e164
-from .models import Number, NumberStatus, Page, Pipe, Route, Trunk, TrunkType
+from .models import (
+    Account,
+    ApiKey,
+    CallEndedBy,
+    CallRecord,
+    Number,
+    NumberStatus,
+    Page,
+    Pipe,
+    Route,
+    Trunk,
+    TrunkType,
+)
 from .store import (
     AlreadyExists,
+    Conflict,
+    InvalidAccount,
+    InvalidCall,
     InvalidInput,
     InvalidPipe,
     InvalidQuery,
@@ -24,7 +39,14 @@ from .store import (
 )
 
 __all__ = [
+    "Account",
     "AlreadyExists",
+    "ApiKey",
+    "CallEndedBy",
+    "CallRecord",
+    "Conflict",
+    "InvalidAccount",
+    "InvalidCall",
     "InvalidInput",
     "InvalidNumber",
     "InvalidPipe",

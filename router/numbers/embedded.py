@@ -1,4 +1,4 @@
-"""The embedded store: the routing map in one SQLite file.
+"""The embedded store: the routing map, accounts and call records in one SQLite file.
 
 For a single box, the demo, and tests without Redis. Several processes share the file:
 the command line writes while a running router reads, and the router sees each change
@@ -18,12 +18,17 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .e164 import validate_e164
 from .models import (
+    Account,
+    ApiKey,
+    CallEndedBy,
+    CallRecord,
     Number,
     NumberStatus,
     Page,
@@ -31,28 +36,45 @@ from .models import (
     Route,
     Trunk,
     TrunkType,
+    new_account_id,
+    new_key_id,
     new_number_id,
     new_pipe_id,
     new_trunk_id,
 )
 from .store import (
+    DEFAULT_CALL_RETENTION_S,
     AlreadyExists,
+    CallFilters,
     NotFound,
     NumberFilters,
     Store,
     StoreError,
     StoreUnavailable,
+    TrunkUpdate,
+    api_key_lookup_hash,
+    call_sort_key,
+    check_account_name,
+    check_account_owns_nothing,
+    check_call_query,
+    check_call_record,
+    check_call_retention,
     check_list_query,
     check_number_fields,
+    check_owner,
     check_pipe_fields,
     check_status,
+    check_trunk_credentials,
     check_trunk_fields,
+    check_trunk_kind,
+    encode_call_cursor,
     encode_cursor,
     match_trunk,
+    new_api_key_secret,
     parse_number_ref,
 )
 
-__all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "EmbeddedStore"]
+__all__ = ["BUSY_TIMEOUT_MS", "PRUNE_INTERVAL_S", "SCHEMA_VERSION", "EmbeddedStore"]
 
 # How long a writer waits for another process's write lock before giving up with
 # StoreUnavailable. Our transactions take well under a millisecond; two seconds
@@ -62,6 +84,11 @@ __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "EmbeddedStore"]
 # own transactions last well under a millisecond, so it matters only when some other
 # tool holds the write lock for long; lookups are not affected.
 BUSY_TIMEOUT_MS = 2_000
+
+# Expired call records are deleted by a write at most this often: the delete scans an
+# index, and records expire over days, so deleting them a minute late costs nothing.
+# Reads hide expired records meanwhile.
+PRUNE_INTERVAL_S = 60.0
 
 # Each entry upgrades the schema by one version; SCHEMA_VERSION is how many there are.
 # Statements are listed one by one (not as a script) so that a whole upgrade runs in
@@ -100,6 +127,57 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX numbers_by_trunk ON numbers (trunk_id)",
         "CREATE INDEX numbers_by_account ON numbers (account_id, number)",
     ),
+    (
+        "ALTER TABLE trunks ADD COLUMN username TEXT",
+        "ALTER TABLE trunks ADD COLUMN register INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX trunks_by_account ON trunks (account_id)",
+        # Apart from trunks, so that no query of trunks can return a password.
+        """CREATE TABLE trunk_secrets (
+            trunk_id TEXT PRIMARY KEY REFERENCES trunks (trunk_id) ON DELETE CASCADE,
+            password TEXT NOT NULL
+        )""",
+        """CREATE TABLE accounts (
+            account_id TEXT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE api_keys (
+            key_id        TEXT PRIMARY KEY,
+            account_id    TEXT NOT NULL
+                          REFERENCES accounts (account_id) ON DELETE CASCADE,
+            prefix        TEXT NOT NULL,
+            secret_sha256 TEXT NOT NULL UNIQUE,  -- the secret itself is never stored
+            created_at    REAL NOT NULL,
+            revoked       INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX api_keys_by_account ON api_keys (account_id, created_at)",
+        # No foreign keys: a record outlives the number, pipe or trunk it names.
+        """CREATE TABLE calls (
+            call_id      TEXT PRIMARY KEY,
+            sort_key     TEXT NOT NULL,  -- start time and call id: listing order
+            account_id   TEXT,
+            number       TEXT NOT NULL,
+            number_id    TEXT,
+            pipe_id      TEXT,
+            runner_url   TEXT,
+            caller       TEXT NOT NULL,
+            sip_call_id  TEXT NOT NULL,
+            trunk_id     TEXT,
+            started_at   REAL NOT NULL,
+            answered_at  REAL,
+            ended_at     REAL,
+            final_status INTEGER,
+            ended_by     TEXT CHECK (ended_by IN ('caller', 'runner', 'router')),
+            end_reason   TEXT,
+            instance     TEXT
+        )""",
+        "CREATE INDEX calls_by_time ON calls (sort_key)",
+        "CREATE INDEX calls_by_account ON calls (account_id, sort_key)",
+        "CREATE INDEX calls_active ON calls (sort_key) WHERE ended_at IS NULL",
+        "CREATE INDEX calls_active_by_instance ON calls (instance)"
+        " WHERE ended_at IS NULL",
+        "CREATE INDEX calls_by_end ON calls (ended_at) WHERE ended_at IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -109,7 +187,24 @@ _NUMBER_COLUMNS = (
 _PIPE_COLUMNS = "pipe_id, name, runner_url, max_call_duration_s, account_id"
 _TRUNK_COLUMNS = (
     "trunk_id, name, kind, allowed_addresses, default_country, termination_uri,"
-    " account_id"
+    " account_id, username, register"
+)
+_UPDATE_TRUNK = (
+    "UPDATE trunks SET name = ?, kind = ?, allowed_addresses = ?, default_country = ?,"
+    " termination_uri = ?, account_id = ?, username = ?, register = ?"
+    " WHERE trunk_id = ?"
+)
+_ACCOUNT_COLUMNS = "account_id, name, created_at"
+_API_KEY_COLUMNS = "key_id, account_id, prefix, created_at, revoked"
+_CALL_COLUMNS = (
+    "call_id, account_id, number, number_id, pipe_id, runner_url, caller, sip_call_id,"
+    " trunk_id, started_at, answered_at, ended_at, final_status, ended_by, end_reason,"
+    " instance"
+)
+_CALL_FIELDS = 16
+_SAVE_CALL = (
+    f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}, sort_key)"
+    f" VALUES ({', '.join('?' * (_CALL_FIELDS + 1))})"
 )
 _ROUTE_QUERY = (
     "SELECT n.number_id, n.number, n.status, n.trunk_type, n.pipe_id, n.country,"
@@ -126,29 +221,48 @@ _INSERT_NUMBER = (
 class EmbeddedStore(Store):
     """The routing map in a SQLite file; see the module docstring for concurrency."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: Path,
+        *,
+        call_retention_s: float = DEFAULT_CALL_RETENTION_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """Wrap an open connection; use :meth:`open` to create one."""
+        super().__init__(call_retention_s=call_retention_s, clock=clock)
         self._db: sqlite3.Connection | None = connection
         self.path = path
+        self._next_prune_at = float("-inf")
 
     @classmethod
-    async def open(cls, path: str | Path) -> EmbeddedStore:
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        call_retention_s: float = DEFAULT_CALL_RETENTION_S,
+        clock: Callable[[], float] = time.time,
+    ) -> EmbeddedStore:
         """Open the store at ``path``, creating the file and its directories if needed.
 
         Raises:
             StoreUnavailable: the file cannot be opened or locked.
             StoreError: the file was written by a newer version of the schema.
+            InvalidInput: ``call_retention_s`` is not a positive number.
         """
+        check_call_retention(call_retention_s)  # before any file is created
         path = Path(path)
         with _translate_errors():
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = _connect(path)
             try:
                 _migrate(connection)
+                return cls(
+                    connection, path, call_retention_s=call_retention_s, clock=clock
+                )
             except BaseException:
                 connection.close()
                 raise
-        return cls(connection, path)
 
     # -- routing ---------------------------------------------------------------------
 
@@ -198,10 +312,12 @@ class EmbeddedStore(Store):
                 raise AlreadyExists("number", e164) from None
         return new
 
-    async def get_number(self, ref: str) -> Number:
+    async def get_number(self, ref: str, *, account_id: str | None = None) -> Number:
         """Return a number by id or E.164; see :meth:`Store.get_number`."""
         with _translate_errors():
-            return _select_number(self._conn(), ref)
+            number = _select_number(self._conn(), ref)
+        check_owner(number.account_id, account_id, "number", ref)
+        return number
 
     async def list_numbers(
         self,
@@ -301,14 +417,16 @@ class EmbeddedStore(Store):
         )
         return pipe
 
-    async def get_pipe(self, pipe_id: str) -> Pipe:
+    async def get_pipe(self, pipe_id: str, *, account_id: str | None = None) -> Pipe:
         """Return a pipe; see :meth:`Store.get_pipe`."""
         row = self._one(
             f"SELECT {_PIPE_COLUMNS} FROM pipes WHERE pipe_id = ?", (pipe_id,)
         )
         if row is None:
             raise NotFound("pipe", pipe_id)
-        return _pipe_from_row(row)
+        pipe = _pipe_from_row(row)
+        check_owner(pipe.account_id, account_id, "pipe", pipe_id)
+        return pipe
 
     async def list_pipes(self, *, account_id: str | None = None) -> list[Pipe]:
         """Return pipes ordered by name then id; see :meth:`Store.list_pipes`."""
@@ -382,43 +500,111 @@ class EmbeddedStore(Store):
         default_country: str | None = None,
         termination_uri: str | None = None,
         account_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        register: bool = False,
     ) -> Trunk:
-        """Add a trunk; see :meth:`Store.create_trunk`."""
+        """Add a trunk and its credentials; see :meth:`Store.create_trunk`."""
+        credentials = check_trunk_credentials(username, password)
         checked = check_trunk_fields(
             name=name,
             kind=kind,
             allowed_addresses=allowed_addresses,
             default_country=default_country,
             termination_uri=termination_uri,
+            username=username,
+            register=register,
         )
-        trunk = Trunk(
-            new_trunk_id(),
-            checked.name,
-            checked.kind,
-            checked.allowed_addresses,
-            checked.default_country,
-            checked.termination_uri,
-            account_id,
+        trunk = dataclasses.replace(
+            checked, trunk_id=new_trunk_id(), account_id=account_id
         )
-        self._run(
-            f"INSERT INTO trunks ({_TRUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            _trunk_to_row(trunk),
-        )
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO trunks ({_TRUNK_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _trunk_to_row(trunk),
+            )
+            _write_password(db, trunk.trunk_id, credentials)
         return trunk
 
-    async def get_trunk(self, trunk_id: str) -> Trunk:
+    async def get_trunk(self, trunk_id: str, *, account_id: str | None = None) -> Trunk:
         """Return a trunk; see :meth:`Store.get_trunk`."""
         query = f"SELECT {_TRUNK_COLUMNS} FROM trunks WHERE trunk_id = ?"
         row = self._one(query, (trunk_id,))
         if row is None:
             raise NotFound("trunk", trunk_id)
-        return _trunk_from_row(row)
+        trunk = _trunk_from_row(row)
+        check_owner(trunk.account_id, account_id, "trunk", trunk_id)
+        return trunk
 
-    async def list_trunks(self, *, account_id: str | None = None) -> list[Trunk]:
+    async def list_trunks(
+        self, *, account_id: str | None = None, kind: TrunkType | None = None
+    ) -> list[Trunk]:
         """Return trunks ordered by name then id; see :meth:`Store.list_trunks`."""
-        where, params = _account_condition(account_id)
-        query = f"SELECT {_TRUNK_COLUMNS} FROM trunks {where} ORDER BY name, trunk_id"
-        return [_trunk_from_row(row) for row in self._all(query, params)]
+        checked_kind = check_trunk_kind(kind)
+        conditions = [
+            (column, value)
+            for column, value in (("account_id", account_id), ("kind", checked_kind))
+            if value is not None
+        ]
+        where = " AND ".join(f"{column} = ?" for column, _ in conditions)
+        query = (
+            f"SELECT {_TRUNK_COLUMNS} FROM trunks"
+            f"{' WHERE ' + where if where else ''} ORDER BY name, trunk_id"
+        )
+        rows = self._all(query, [str(value) for _, value in conditions])
+        return [_trunk_from_row(row) for row in rows]
+
+    async def update_trunk(
+        self,
+        trunk_id: str,
+        *,
+        name: str | None = None,
+        allowed_addresses: Iterable[str] | None = None,
+        default_country: str | None = None,
+        termination_uri: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        register: bool | None = None,
+    ) -> Trunk:
+        """Change fields of a trunk atomically; see :meth:`Store.update_trunk`."""
+        update = TrunkUpdate(
+            name=name,
+            allowed_addresses=allowed_addresses,
+            default_country=default_country,
+            termination_uri=termination_uri,
+            username=username,
+            password=password,
+            register=register,
+        )
+        with self._transaction() as db:
+            query = f"SELECT {_TRUNK_COLUMNS} FROM trunks WHERE trunk_id = ?"
+            row = db.execute(query, (trunk_id,)).fetchone()
+            if row is None:
+                raise NotFound("trunk", trunk_id)
+            trunk, credentials = update.apply(
+                _trunk_from_row(row), _read_password(db, trunk_id)
+            )
+            # An UPDATE, not a REPLACE: replacing the row would fire the foreign key
+            # actions of a delete, taking the trunk off its numbers.
+            db.execute(_UPDATE_TRUNK, (*_trunk_to_row(trunk)[1:], trunk_id))
+            _write_password(db, trunk_id, credentials)
+        return trunk
+
+    async def trunk_credentials(self, trunk_id: str) -> tuple[str, str] | None:
+        """Return a trunk's credentials; see :meth:`Store.trunk_credentials`."""
+        row = self._one(
+            "SELECT t.username, s.password FROM trunks AS t"
+            " LEFT JOIN trunk_secrets AS s ON s.trunk_id = t.trunk_id"
+            " WHERE t.trunk_id = ?",
+            (trunk_id,),
+        )
+        if row is None:
+            raise NotFound("trunk", trunk_id)
+        username, password = row
+        if username is None or password is None:
+            return None
+        return username, password
 
     async def delete_trunk(self, trunk_id: str) -> None:
         """Remove a trunk; its numbers lose their trunk_id (foreign key SET NULL)."""
@@ -428,6 +614,166 @@ class EmbeddedStore(Store):
     async def find_trunk_for_address(self, ip: str) -> Trunk | None:
         """Return the most specific trunk for a source address; see the interface."""
         return match_trunk(await self.list_trunks(), ip)
+
+    # -- accounts --------------------------------------------------------------------
+
+    async def create_account(self, name: str) -> Account:
+        """Add an account; see :meth:`Store.create_account`."""
+        account = Account(new_account_id(), check_account_name(name), self._clock())
+        self._run(
+            f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?)",
+            dataclasses.astuple(account),
+        )
+        return account
+
+    async def get_account(self, account_id: str) -> Account:
+        """Return an account; see :meth:`Store.get_account`."""
+        query = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?"
+        row = self._one(query, (account_id,))
+        if row is None:
+            raise NotFound("account", account_id)
+        return Account(*row)
+
+    async def list_accounts(self) -> list[Account]:
+        """Return accounts ordered by name then id; see :meth:`Store.list_accounts`."""
+        query = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY name, account_id"
+        return [Account(*row) for row in self._all(query, ())]
+
+    async def delete_account(self, account_id: str) -> None:
+        """Remove an account and its keys; see :meth:`Store.delete_account`."""
+        with self._transaction() as db:
+            if not _exists(db, "accounts", "account_id", account_id):
+                raise NotFound("account", account_id)
+            check_account_owns_nothing(
+                account_id,
+                numbers=_count(db, "numbers", account_id),
+                pipes=_count(db, "pipes", account_id),
+                trunks=_count(db, "trunks", account_id),
+            )
+            # Its API keys go with it (foreign key ON DELETE CASCADE).
+            db.execute("DELETE FROM accounts WHERE account_id = ?", (account_id,))
+
+    # -- API keys --------------------------------------------------------------------
+
+    async def create_api_key(self, account_id: str) -> tuple[ApiKey, str]:
+        """Add an API key; see :meth:`Store.create_api_key`."""
+        secret, secret_hash, prefix = new_api_key_secret()
+        key = ApiKey(new_key_id(), account_id, prefix, self._clock())
+        with self._transaction() as db:
+            if not _exists(db, "accounts", "account_id", account_id):
+                raise NotFound("account", account_id)
+            db.execute(
+                "INSERT INTO api_keys"
+                " (key_id, account_id, prefix, secret_sha256, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key.key_id, account_id, prefix, secret_hash, key.created_at),
+            )
+        return key, secret
+
+    async def authenticate_api_key(self, secret: str) -> ApiKey | None:
+        """Find an unrevoked key by its secret's hash; see the interface."""
+        secret_hash = api_key_lookup_hash(secret)
+        if secret_hash is None:
+            return None
+        row = self._one(
+            f"SELECT {_API_KEY_COLUMNS} FROM api_keys"
+            " WHERE secret_sha256 = ? AND revoked = 0",
+            (secret_hash,),
+        )
+        return None if row is None else _api_key_from_row(row)
+
+    async def list_api_keys(self, account_id: str) -> list[ApiKey]:
+        """Return an account's keys, oldest first; see :meth:`Store.list_api_keys`."""
+        with _translate_errors():
+            db = self._conn()
+            if not _exists(db, "accounts", "account_id", account_id):
+                raise NotFound("account", account_id)
+            rows = db.execute(
+                f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE account_id = ?"
+                " ORDER BY created_at, key_id",
+                (account_id,),
+            ).fetchall()
+        return [_api_key_from_row(row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke a key; see :meth:`Store.revoke_api_key`."""
+        row = self._one(
+            "UPDATE api_keys SET revoked = 1 WHERE key_id = ?"
+            f" RETURNING {_API_KEY_COLUMNS}",
+            (key_id,),
+        )
+        if row is None:
+            raise NotFound("api_key", key_id)
+        return _api_key_from_row(row)
+
+    # -- call records ----------------------------------------------------------------
+
+    async def save_call(self, record: CallRecord) -> None:
+        """Insert or replace a call record; see :meth:`Store.save_call`."""
+        checked = check_call_record(record)
+        with self._transaction() as db:
+            db.execute(_SAVE_CALL, (*_call_to_row(checked), call_sort_key(checked)))
+            self._prune_calls(db)
+
+    async def get_call(
+        self, call_id: str, *, account_id: str | None = None
+    ) -> CallRecord:
+        """Return a call record; see :meth:`Store.get_call`."""
+        query = f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?"
+        row = self._one(query, (call_id,))
+        filters = CallFilters(
+            account_id=account_id, active=None, cutoff=self._call_cutoff()
+        )
+        if row is None or not filters.matches(record := _call_from_row(row)):
+            raise NotFound("call", call_id)
+        return record
+
+    async def list_calls(
+        self,
+        *,
+        account_id: str | None = None,
+        active: bool | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[CallRecord]:
+        """Return one page of call records, newest first; see the interface."""
+        filters, after = check_call_query(
+            account_id=account_id,
+            active=active,
+            limit=limit,
+            cursor=cursor,
+            cutoff=self._call_cutoff(),
+        )
+        where, params = _call_conditions(filters, after)
+        query = (
+            f"SELECT {_CALL_COLUMNS}, sort_key FROM calls WHERE {where}"
+            " ORDER BY sort_key DESC LIMIT ?"
+        )
+        rows = self._all(query, (*params, limit + 1))
+        records = [_call_from_row(row[:_CALL_FIELDS]) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_call_cursor(rows[limit - 1][-1]) if more else None
+        return Page(records, next_cursor)
+
+    async def end_stale_calls(self, instance: str, reason: str) -> int:
+        """End the active calls of ``instance``; see :meth:`Store.end_stale_calls`."""
+        with self._transaction() as db:
+            ended = db.execute(
+                "UPDATE calls SET ended_at = ?, ended_by = ?, end_reason = ?"
+                " WHERE instance = ? AND ended_at IS NULL",
+                (self._clock(), CallEndedBy.ROUTER.value, reason, instance),
+            ).rowcount
+            self._prune_calls(db)
+        return ended
+
+    def _prune_calls(self, db: sqlite3.Connection) -> None:
+        """Delete expired call records, at most once per PRUNE_INTERVAL_S."""
+        now = self._clock()
+        if now < self._next_prune_at:
+            return
+        cutoff = now - self.call_retention_s
+        db.execute("DELETE FROM calls WHERE ended_at < ?", (cutoff,))
+        self._next_prune_at = now + PRUNE_INTERVAL_S
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -567,6 +913,46 @@ def _exists(db: sqlite3.Connection, table: str, column: str, value: str) -> bool
     return db.execute(query, (value,)).fetchone() is not None
 
 
+def _count(db: sqlite3.Connection, table: str, account_id: str) -> int:
+    query = f"SELECT count(*) FROM {table} WHERE account_id = ?"
+    count: int = db.execute(query, (account_id,)).fetchone()[0]
+    return count
+
+
+def _read_password(db: sqlite3.Connection, trunk_id: str) -> str | None:
+    query = "SELECT password FROM trunk_secrets WHERE trunk_id = ?"
+    row = db.execute(query, (trunk_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _write_password(
+    db: sqlite3.Connection, trunk_id: str, credentials: tuple[str, str] | None
+) -> None:
+    """Store the trunk's password (its user name is a trunk column), or remove it."""
+    if credentials is None:
+        db.execute("DELETE FROM trunk_secrets WHERE trunk_id = ?", (trunk_id,))
+        return
+    db.execute(
+        "REPLACE INTO trunk_secrets (trunk_id, password) VALUES (?, ?)",
+        (trunk_id, credentials[1]),
+    )
+
+
+def _call_conditions(filters: CallFilters, after: str | None) -> tuple[str, list[Any]]:
+    # Ended records past retention that the last prune left are hidden here.
+    conditions = ["(ended_at IS NULL OR ended_at >= ?)"]
+    params: list[Any] = [filters.cutoff]
+    if filters.account_id is not None:
+        conditions.append("account_id = ?")
+        params.append(filters.account_id)
+    if filters.active is not None:
+        conditions.append("ended_at IS NULL" if filters.active else "ended_at NOT NULL")
+    if after is not None:
+        conditions.append("sort_key < ?")
+        params.append(after)
+    return " AND ".join(conditions), params
+
+
 def _number_conditions(
     filters: NumberFilters, after: str | None
 ) -> tuple[str, list[str]]:
@@ -628,7 +1014,17 @@ def _pipe_from_row(row: tuple[Any, ...]) -> Pipe:
 
 
 def _trunk_from_row(row: tuple[Any, ...]) -> Trunk:
-    trunk_id, name, kind, addresses, default_country, termination_uri, account_id = row
+    (
+        trunk_id,
+        name,
+        kind,
+        addresses,
+        default_country,
+        termination_uri,
+        account_id,
+        username,
+        register,
+    ) = row
     return Trunk(
         trunk_id,
         name,
@@ -637,10 +1033,12 @@ def _trunk_from_row(row: tuple[Any, ...]) -> Trunk:
         default_country,
         termination_uri,
         account_id,
+        username,
+        bool(register),
     )
 
 
-def _trunk_to_row(trunk: Trunk) -> tuple[str | None, ...]:
+def _trunk_to_row(trunk: Trunk) -> tuple[str | int | None, ...]:
     return (
         trunk.trunk_id,
         trunk.name,
@@ -649,4 +1047,72 @@ def _trunk_to_row(trunk: Trunk) -> tuple[str | None, ...]:
         trunk.default_country,
         trunk.termination_uri,
         trunk.account_id,
+        trunk.username,
+        int(trunk.register),
+    )
+
+
+def _api_key_from_row(row: tuple[Any, ...]) -> ApiKey:
+    key_id, account_id, prefix, created_at, revoked = row
+    return ApiKey(key_id, account_id, prefix, created_at, bool(revoked))
+
+
+def _call_to_row(record: CallRecord) -> tuple[Any, ...]:
+    """Return the record's columns in _CALL_COLUMNS order."""
+    return (
+        record.call_id,
+        record.account_id,
+        record.number,
+        record.number_id,
+        record.pipe_id,
+        record.runner_url,
+        record.caller,
+        record.sip_call_id,
+        record.trunk_id,
+        record.started_at,
+        record.answered_at,
+        record.ended_at,
+        record.final_status,
+        None if record.ended_by is None else record.ended_by.value,
+        record.end_reason,
+        record.instance,
+    )
+
+
+def _call_from_row(row: tuple[Any, ...]) -> CallRecord:
+    (
+        call_id,
+        account_id,
+        number,
+        number_id,
+        pipe_id,
+        runner_url,
+        caller,
+        sip_call_id,
+        trunk_id,
+        started_at,
+        answered_at,
+        ended_at,
+        final_status,
+        ended_by,
+        end_reason,
+        instance,
+    ) = row
+    return CallRecord(
+        call_id,
+        account_id,
+        number,
+        number_id,
+        pipe_id,
+        runner_url,
+        caller,
+        sip_call_id,
+        trunk_id,
+        started_at,
+        answered_at,
+        ended_at,
+        final_status,
+        None if ended_by is None else CallEndedBy(ended_by),
+        end_reason,
+        instance,
     )
