@@ -3,12 +3,20 @@
 The numbers and addresses are those of the carrier interop cases: +14155550100 ->
 pipe-A, +14155550199 -> pipe-B, +442079460123 -> pipe-C; carriers 198.51.100.20 (US)
 and 198.51.100.30 (GB). They are only stored here; nothing is ever sent to them.
-The last sections hold what only one backend has (files, pub/sub, hash slots).
+Around the map: trunk credentials, accounts, API keys and call records, whose secrets
+and tokens must never be stored or returned. The last sections hold what only one
+backend has (files, pub/sub, hash slots, expiry).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import math
+import re
 import socket
 import sqlite3
 import threading
@@ -24,6 +32,12 @@ from redis.crc import key_slot
 
 from router.numbers import (
     AlreadyExists,
+    CallEndedBy,
+    CallRecord,
+    Conflict,
+    InvalidAccount,
+    InvalidCall,
+    InvalidInput,
     InvalidNumber,
     InvalidPipe,
     InvalidQuery,
@@ -31,13 +45,16 @@ from router.numbers import (
     NotFound,
     Number,
     NumberStatus,
+    Page,
     Pipe,
     Store,
     StoreError,
     StoreUnavailable,
+    Trunk,
     TrunkType,
     open_store,
 )
+from router.numbers import embedded as embedded_module
 from router.numbers.embedded import EmbeddedStore
 from router.numbers.redis_store import RedisStore, key_base
 
@@ -860,6 +877,944 @@ async def test_ping_succeeds_on_a_working_store(store: Store) -> None:
     await store.ping()
 
 
+# -- trunk credentials -----------------------------------------------------------------
+
+TRUNK_USER = "carrier-user"
+TRUNK_PASSWORD = "Pa55-word-never-shown"
+
+
+async def new_trunk_with_credentials(store: Store, **fields: Any) -> Trunk:
+    return await store.create_trunk(
+        name="carrier-us",
+        allowed_addresses=["198.51.100.20"],
+        termination_uri="sip:127.0.0.1:5080",
+        username=TRUNK_USER,
+        password=TRUNK_PASSWORD,
+        **fields,
+    )
+
+
+def assert_no_password(trunk: Trunk, password: str = TRUNK_PASSWORD) -> None:
+    assert password not in repr(trunk)
+    assert password not in str(trunk)
+    assert password not in repr(dataclasses.astuple(trunk))
+
+
+async def test_trunk_credentials_are_readable_only_through_trunk_credentials(
+    store: Store,
+) -> None:
+    created = await new_trunk_with_credentials(store, register=True)
+
+    assert created.username == TRUNK_USER and created.register is True
+    assert await store.trunk_credentials(created.trunk_id) == (
+        TRUNK_USER,
+        TRUNK_PASSWORD,
+    )
+    seen = [
+        created,
+        await store.get_trunk(created.trunk_id),
+        *await store.list_trunks(),
+        await store.find_trunk_for_address("198.51.100.20"),
+        await store.update_trunk(created.trunk_id, name="renamed"),
+    ]
+    for trunk in seen:
+        assert trunk is not None
+        assert_no_password(trunk)
+    assert not hasattr(created, "password")
+
+
+async def test_a_trunk_without_credentials_has_none(store: Store) -> None:
+    trunk = await store.create_trunk(name="ip-only")
+
+    assert trunk.username is None and trunk.register is False
+    assert await store.trunk_credentials(trunk.trunk_id) is None
+
+
+@pytest.mark.parametrize(
+    ("credentials", "field"),
+    [
+        ({"username": TRUNK_USER}, "password"),
+        ({"password": TRUNK_PASSWORD}, "username"),
+        ({"username": "", "password": TRUNK_PASSWORD}, "username"),
+        ({"username": TRUNK_USER, "password": ""}, "password"),
+        ({"username": TRUNK_USER, "password": TRUNK_PASSWORD + "\r\nX: y"}, "password"),
+        ({"username": "user\n", "password": TRUNK_PASSWORD}, "username"),
+        ({"username": TRUNK_USER, "password": TRUNK_PASSWORD * 20}, "password"),
+    ],
+)
+async def test_create_trunk_with_bad_or_half_credentials_names_the_field(
+    store: Store, credentials: dict[str, str], field: str
+) -> None:
+    with pytest.raises(InvalidTrunk) as caught:
+        await store.create_trunk(name="carrier", **credentials)
+
+    assert caught.value.field == field
+    assert TRUNK_PASSWORD not in str(caught.value)
+    assert await store.list_trunks() == []
+
+
+async def test_register_needs_a_termination_uri(store: Store) -> None:
+    with pytest.raises(InvalidTrunk) as caught:
+        await store.create_trunk(name="carrier", register=True)
+
+    assert caught.value.field == "register"
+    assert await store.list_trunks() == []
+
+
+async def test_update_trunk_changes_only_the_given_fields(store: Store) -> None:
+    trunk = await new_trunk_with_credentials(store, account_id="acct_1")
+
+    updated = await store.update_trunk(
+        trunk.trunk_id,
+        allowed_addresses=["198.51.100.0/24", "2001:DB8::/32"],
+        default_country="gb",
+    )
+
+    assert updated == dataclasses.replace(
+        trunk,
+        allowed_addresses=("198.51.100.0/24", "2001:db8::/32"),
+        default_country="GB",
+    )
+    assert await store.get_trunk(trunk.trunk_id) == updated
+    assert await store.trunk_credentials(trunk.trunk_id) == (
+        TRUNK_USER,
+        TRUNK_PASSWORD,
+    )
+    assert await store.update_trunk(trunk.trunk_id) == updated
+
+
+async def test_update_trunk_rotates_the_password_alone(store: Store) -> None:
+    trunk = await new_trunk_with_credentials(store)
+
+    updated = await store.update_trunk(trunk.trunk_id, password="rotated-secret")
+
+    assert updated == trunk
+    assert_no_password(updated, "rotated-secret")
+    assert await store.trunk_credentials(trunk.trunk_id) == (
+        TRUNK_USER,
+        "rotated-secret",
+    )
+
+
+async def test_update_trunk_with_empty_strings_clears_credentials_and_fields(
+    store: Store,
+) -> None:
+    trunk = await new_trunk_with_credentials(store, default_country="US")
+
+    updated = await store.update_trunk(
+        trunk.trunk_id, username="", password="", default_country=""
+    )
+
+    assert updated.username is None and updated.default_country is None
+    assert updated.termination_uri == trunk.termination_uri
+    assert await store.trunk_credentials(trunk.trunk_id) is None
+    assert await store.get_trunk(trunk.trunk_id) == updated
+
+
+async def test_update_trunk_adds_credentials_to_a_trunk_without_any(
+    store: Store,
+) -> None:
+    trunk = await store.create_trunk(name="ip-only")
+
+    updated = await store.update_trunk(
+        trunk.trunk_id, username=TRUNK_USER, password=TRUNK_PASSWORD
+    )
+
+    assert updated.username == TRUNK_USER
+    assert await store.trunk_credentials(trunk.trunk_id) == (
+        TRUNK_USER,
+        TRUNK_PASSWORD,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"password": ""}, "password"),
+        ({"username": ""}, "username"),
+        ({"termination_uri": ""}, "register"),
+        ({"name": " "}, "name"),
+        ({"allowed_addresses": ["example.com"]}, "allowed_addresses"),
+        ({"default_country": "Britain"}, "default_country"),
+        ({"password": "new\nline"}, "password"),
+    ],
+)
+async def test_update_trunk_that_would_be_invalid_changes_nothing(
+    store: Store, changes: dict[str, Any], field: str
+) -> None:
+    trunk = await new_trunk_with_credentials(store, register=True)
+
+    with pytest.raises(InvalidTrunk) as caught:
+        await store.update_trunk(trunk.trunk_id, **{"name": "renamed", **changes})
+
+    assert caught.value.field == field
+    assert TRUNK_PASSWORD not in str(caught.value)
+    assert await store.get_trunk(trunk.trunk_id) == trunk
+    assert await store.trunk_credentials(trunk.trunk_id) == (
+        TRUNK_USER,
+        TRUNK_PASSWORD,
+    )
+
+
+async def test_update_trunk_keeps_its_numbers(store: Store) -> None:
+    trunk = await new_trunk_with_credentials(store)
+    await store.create_number(
+        NUMBER_A, trunk_type=TrunkType.BYO, trunk_id=trunk.trunk_id
+    )
+
+    await store.update_trunk(trunk.trunk_id, name="renamed", password="rotated")
+
+    assert (await store.get_number(NUMBER_A)).trunk_id == trunk.trunk_id
+
+
+async def test_concurrent_updates_of_different_trunk_fields_all_take_effect(
+    backend: Backend, store: Store
+) -> None:
+    trunk = await new_trunk_with_credentials(store)
+    changes: list[dict[str, Any]] = [
+        {"name": "renamed"},
+        {"allowed_addresses": ["198.51.100.30"]},
+        {"default_country": "GB"},
+        {"termination_uri": "sip:127.0.0.1:5090"},
+        {"password": "rotated"},
+        {"register": True},
+    ]
+
+    def update_job(change: dict[str, Any]) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            handle = await backend.connect()
+            try:
+                await handle.update_trunk(trunk.trunk_id, **change)
+            finally:
+                await handle.close()
+
+        return job
+
+    await asyncio.to_thread(run_in_threads, [update_job(c) for c in changes])
+
+    final = await store.get_trunk(trunk.trunk_id)
+    assert final == Trunk(
+        trunk.trunk_id,
+        "renamed",
+        trunk.kind,
+        ("198.51.100.30",),
+        "GB",
+        "sip:127.0.0.1:5090",
+        None,
+        TRUNK_USER,
+        True,
+    )
+    assert await store.trunk_credentials(trunk.trunk_id) == (TRUNK_USER, "rotated")
+
+
+@pytest.mark.parametrize("trunk_id", ["trunk_missing", "trunk_x:secret", ""])
+async def test_unknown_trunk_raises_not_found_for_update_and_credentials(
+    store: Store, trunk_id: str
+) -> None:
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.update_trunk(trunk_id, name="x"),
+        lambda: store.trunk_credentials(trunk_id),
+        lambda: store.get_trunk(trunk_id),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound) as caught:
+            await call()
+        assert (caught.value.kind, caught.value.ref) == ("trunk", trunk_id)
+
+
+async def test_deleted_trunk_takes_its_credentials_along(store: Store) -> None:
+    trunk = await new_trunk_with_credentials(store)
+
+    await store.delete_trunk(trunk.trunk_id)
+
+    with pytest.raises(NotFound):
+        await store.trunk_credentials(trunk.trunk_id)
+
+
+async def test_list_trunks_filters_by_kind_and_account(store: Store) -> None:
+    byo = await store.create_trunk(name="a", kind=TrunkType.BYO, account_id="acct_1")
+    unpod = await store.create_trunk(name="b", kind=TrunkType.UNPOD)
+    other = await store.create_trunk(name="c", kind="unpod", account_id="acct_1")
+
+    assert await store.list_trunks(kind=TrunkType.UNPOD) == [unpod, other]
+    assert await store.list_trunks(kind="byo") == [byo]  # type: ignore[arg-type]
+    assert await store.list_trunks(account_id="acct_1", kind=TrunkType.UNPOD) == [other]
+    with pytest.raises(InvalidQuery) as caught:
+        await store.list_trunks(kind="carrier")  # type: ignore[arg-type]
+    assert caught.value.field == "kind"
+
+
+# -- scoping to an account -------------------------------------------------------------
+
+
+async def test_getters_scoped_to_an_account_hide_other_accounts_objects(
+    store: Store,
+) -> None:
+    number = await store.create_number(NUMBER_A, account_id="acct_1")
+    pipe = await new_pipe(store, account_id="acct_1")
+    trunk = await store.create_trunk(name="t", account_id="acct_1")
+    await store.save_call(call_record(account_id="acct_1"))
+    unowned = await store.create_number(NUMBER_B)
+    getters: list[tuple[str, Callable[..., Awaitable[Any]], str]] = [
+        ("number", store.get_number, number.number_id),
+        ("number", store.get_number, NUMBER_A),
+        ("pipe", store.get_pipe, pipe.pipe_id),
+        ("trunk", store.get_trunk, trunk.trunk_id),
+        ("call", store.get_call, CALL_ID),
+    ]
+
+    for kind, get, ref in getters:
+        assert await get(ref, account_id="acct_1") == await get(ref)
+        with pytest.raises(NotFound) as caught:
+            await get(ref, account_id="acct_2")
+        assert (caught.value.kind, caught.value.ref) == (kind, ref)
+    with pytest.raises(NotFound):
+        await store.get_number(unowned.number_id, account_id="acct_1")
+
+
+# -- accounts --------------------------------------------------------------------------
+
+
+async def test_create_get_and_list_accounts_ordered_by_name(store: Store) -> None:
+    before = time.time()
+    beta = await store.create_account("beta")
+    alpha = await store.create_account("alpha")
+
+    assert alpha.account_id.startswith("acct_") and len(alpha.account_id) == 27
+    assert alpha.account_id != beta.account_id
+    assert alpha.name == "alpha"
+    assert before <= beta.created_at <= alpha.created_at <= time.time()
+    assert await store.get_account(alpha.account_id) == alpha
+    assert await store.list_accounts() == [alpha, beta]
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+async def test_create_account_without_a_name_raises_invalid_account(
+    store: Store, name: str
+) -> None:
+    with pytest.raises(InvalidAccount) as caught:
+        await store.create_account(name)
+
+    assert caught.value.field == "name"
+    assert isinstance(caught.value, ValueError)
+    assert await store.list_accounts() == []
+
+
+@pytest.mark.parametrize("account_id", ["acct_missing", "acct_x:api_keys", ""])
+async def test_unknown_account_raises_not_found_everywhere(
+    store: Store, account_id: str
+) -> None:
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.get_account(account_id),
+        lambda: store.delete_account(account_id),
+        lambda: store.create_api_key(account_id),
+        lambda: store.list_api_keys(account_id),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound) as caught:
+            await call()
+        assert (caught.value.kind, caught.value.ref) == ("account", account_id)
+
+
+async def test_delete_account_removes_it_and_its_keys(store: Store) -> None:
+    account = await store.create_account("acme")
+    other = await store.create_account("other")
+    _, secret = await store.create_api_key(account.account_id)
+    revoked, _ = await store.create_api_key(account.account_id)
+    await store.revoke_api_key(revoked.key_id)
+    kept, kept_secret = await store.create_api_key(other.account_id)
+
+    await store.delete_account(account.account_id)
+
+    assert await store.list_accounts() == [other]
+    assert await store.authenticate_api_key(secret) is None
+    with pytest.raises(NotFound):
+        await store.revoke_api_key(revoked.key_id)
+    assert await store.authenticate_api_key(kept_secret) == kept
+
+
+async def create_owned(
+    store: Store, kind: str, account_id: str
+) -> Callable[[], Awaitable[object]]:
+    """Create a number, pipe or trunk of the account; return what deletes it."""
+    if kind == "number":
+        number = await store.create_number(NUMBER_A, account_id=account_id)
+        return functools.partial(store.delete_number, number.number_id)
+    if kind == "pipe":
+        pipe = await new_pipe(store, account_id=account_id)
+        return functools.partial(store.delete_pipe, pipe.pipe_id)
+    trunk = await store.create_trunk(name="t", account_id=account_id)
+    return functools.partial(store.delete_trunk, trunk.trunk_id)
+
+
+@pytest.mark.parametrize("owned", ["number", "pipe", "trunk"])
+async def test_delete_account_that_owns_something_raises_conflict(
+    store: Store, owned: str
+) -> None:
+    account = await store.create_account("acme")
+    account_id = account.account_id
+    key, secret = await store.create_api_key(account_id)
+    remove = await create_owned(store, owned, account_id)
+
+    with pytest.raises(Conflict) as caught:
+        await store.delete_account(account_id)
+
+    assert (caught.value.kind, caught.value.ref) == ("account", account_id)
+    assert f"1 {owned}(s)" in caught.value.reason
+    assert await store.get_account(account_id) == account
+    assert await store.authenticate_api_key(secret) == key
+    await remove()
+    await store.delete_account(account_id)
+    assert await store.list_accounts() == []
+
+
+# -- API keys --------------------------------------------------------------------------
+
+
+async def test_create_api_key_returns_the_secret_once_and_it_authenticates(
+    store: Store,
+) -> None:
+    account = await store.create_account("acme")
+
+    key, secret = await store.create_api_key(account.account_id)
+
+    assert secret.startswith("sk_") and len(secret) == 35
+    assert re.fullmatch(r"sk_[A-Za-z0-9_-]{32}", secret)
+    assert key.prefix == secret[:10]
+    assert key.key_id.startswith("key_") and len(key.key_id) == 26
+    assert key.account_id == account.account_id and key.revoked is False
+    assert await store.authenticate_api_key(secret) == key
+    assert await store.list_api_keys(account.account_id) == [key]
+
+
+async def test_each_key_has_its_own_secret(store: Store) -> None:
+    account = await store.create_account("acme")
+
+    first, first_secret = await store.create_api_key(account.account_id)
+    second, second_secret = await store.create_api_key(account.account_id)
+
+    assert first_secret != second_secret and first.key_id != second.key_id
+    assert await store.authenticate_api_key(first_secret) == first
+    assert await store.authenticate_api_key(second_secret) == second
+
+
+async def test_a_revoked_key_no_longer_authenticates(store: Store) -> None:
+    account = await store.create_account("acme")
+    key, secret = await store.create_api_key(account.account_id)
+    other, other_secret = await store.create_api_key(account.account_id)
+
+    revoked = await store.revoke_api_key(key.key_id)
+
+    assert revoked == dataclasses.replace(key, revoked=True)
+    assert await store.authenticate_api_key(secret) is None
+    assert await store.authenticate_api_key(other_secret) == other
+    assert await store.revoke_api_key(key.key_id) == revoked  # twice: no error
+    assert revoked in await store.list_api_keys(account.account_id)
+
+
+async def test_authenticating_an_unknown_or_malformed_secret_returns_none(
+    store: Store,
+) -> None:
+    account = await store.create_account("acme")
+    _, secret = await store.create_api_key(account.account_id)
+    changed = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+    candidates: list[Any] = [
+        changed,
+        secret + "x",
+        secret[:-1],
+        secret[3:],
+        secret.upper() if secret != secret.upper() else secret.lower(),
+        "sk_" + "a" * 32,
+        "",
+        "sk_",
+        None,
+        42,
+    ]
+
+    for candidate in candidates:
+        assert await store.authenticate_api_key(candidate) is None, candidate
+
+
+async def test_list_api_keys_is_per_account_and_oldest_first(
+    backend: Backend,
+) -> None:
+    clock = FakeClock()
+    store = await open_clocked(backend, clock)
+    try:
+        account = await store.create_account("acme")
+        other = await store.create_account("other")
+        keys = []
+        for _ in range(3):
+            keys.append((await store.create_api_key(account.account_id))[0])
+            clock.advance(1.0)
+        await store.create_api_key(other.account_id)
+
+        assert await store.list_api_keys(account.account_id) == keys
+        assert [key.created_at for key in keys] == [
+            clock.start,
+            clock.start + 1,
+            clock.start + 2,
+        ]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("key_id", ["key_missing", "key_x:y", ""])
+async def test_revoking_an_unknown_key_raises_not_found(
+    store: Store, key_id: str
+) -> None:
+    with pytest.raises(NotFound) as caught:
+        await store.revoke_api_key(key_id)
+
+    assert (caught.value.kind, caught.value.ref) == ("api_key", key_id)
+
+
+async def test_the_api_key_secret_is_never_stored(
+    backend: Backend, store: Store
+) -> None:
+    account = await store.create_account("acme")
+    key, secret = await store.create_api_key(account.account_id)
+    await store.revoke_api_key(
+        (await store.create_api_key(account.account_id))[0].key_id
+    )
+    await store.authenticate_api_key(secret)
+
+    stored = await stored_text(backend)
+
+    assert key.key_id in stored  # the dump does hold the keys
+    # Only the displayed prefix may appear; no longer piece of the secret does.
+    assert secret not in stored
+    assert secret[len(key.prefix) :] not in stored
+    assert hashlib.sha256(secret.encode()).hexdigest() in stored
+
+
+# -- call records ----------------------------------------------------------------------
+
+CALL_ID = "CA" + "0" * 32
+T0 = 1_700_000_000.0
+
+
+def call_record(call_id: str = CALL_ID, **fields: Any) -> CallRecord:
+    """A call to NUMBER_A from the US carrier, started at T0 unless told otherwise."""
+    values: dict[str, Any] = {
+        "call_id": call_id,
+        "account_id": None,
+        "number": NUMBER_A,
+        "number_id": None,
+        "pipe_id": None,
+        "runner_url": RUNNER_URL,
+        "caller": "+14155550123",
+        "sip_call_id": f"{call_id}@198.51.100.20",
+        "trunk_id": None,
+        "started_at": T0,
+        **fields,
+    }
+    return CallRecord(**values)
+
+
+class FakeClock:
+    """A wall clock that moves only when told.
+
+    It starts at the real time, so that Redis, which expires keys by its own clock,
+    agrees with it until the test moves it.
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self.start = time.time() if start is None else start
+        self.now = self.start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def open_clocked(
+    backend: Backend, clock: Callable[[], float], call_retention_s: float = 3600.0
+) -> Store:
+    """A new handle on the test's store with its own clock and retention."""
+    if backend.kind == "embedded":
+        assert backend.db_path is not None
+        return await EmbeddedStore.open(
+            backend.db_path, call_retention_s=call_retention_s, clock=clock
+        )
+    assert backend.redis_url is not None and backend.prefix is not None
+    return RedisStore.from_url(
+        backend.redis_url,
+        key_prefix=backend.prefix,
+        call_retention_s=call_retention_s,
+        clock=clock,
+    )
+
+
+async def stored_text(backend: Backend, *, raw: bool = True) -> str:
+    """Everything the test's store holds, key names included, as one string.
+
+    With ``raw``, the SQLite files' bytes are added: data never written is then
+    nowhere, not even in free pages or the write-ahead log. Deleted rows may linger
+    there, so a test of deletion asks for the rows alone.
+    """
+    if backend.kind == "embedded":
+        path = backend.db_path
+        assert path is not None
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            dump = "\n".join(db.iterdump())
+        if not raw:
+            return dump
+        files = [path, path.with_name(path.name + "-wal")]
+        data = b"".join(file.read_bytes() for file in files if file.exists())
+        return dump + data.decode("latin-1")
+    assert backend.redis_url is not None and backend.prefix is not None
+    client = redis.Redis.from_url(backend.redis_url, decode_responses=True)
+    try:
+        parts: list[str] = []
+        for key in client.scan_iter(match=backend.prefix + "*", count=1000):
+            parts += [key, repr(redis_value(client, key))]
+        return "\n".join(parts)
+    finally:
+        client.close()
+
+
+def redis_value(client: redis.Redis, key: str) -> object:
+    kind = client.type(key)
+    if kind == "string":
+        return client.get(key)
+    if kind == "hash":
+        return client.hgetall(key)
+    if kind == "zset":
+        return client.zrange(key, 0, -1, withscores=True)
+    raise AssertionError(f"unexpected {kind} at {key}")
+
+
+async def test_save_and_get_call_keeps_every_field(store: Store) -> None:
+    # Ended records expire after a week: this one must have ended recently.
+    started = time.time() - 100
+    record = call_record(
+        account_id="acct_1",
+        number_id="num_1",
+        pipe_id="pipe_1",
+        trunk_id="trunk_1",
+        started_at=started,
+        answered_at=started + 1.25,
+        ended_at=started + 61.5,
+        final_status=200,
+        ended_by=CallEndedBy.CALLER,
+        end_reason="BYE",
+        instance="router-1",
+    )
+
+    await store.save_call(record)
+
+    got = await store.get_call(CALL_ID)
+    assert got == record
+    assert got.active is False and got.ended_by is CallEndedBy.CALLER
+
+
+async def test_save_call_replaces_the_record_with_the_same_call_id(
+    store: Store,
+) -> None:
+    started = time.time()
+    ringing = call_record(started_at=started, instance="router-1")
+    answered = dataclasses.replace(ringing, answered_at=started + 2, final_status=200)
+    ended = dataclasses.replace(
+        answered, ended_at=started + 9, ended_by="runner", end_reason="runner closed"
+    )
+
+    await store.save_call(ringing)
+    assert (await store.get_call(CALL_ID)).active is True
+    await store.save_call(answered)
+    await store.save_call(ended)
+
+    got = await store.get_call(CALL_ID)
+    assert got == dataclasses.replace(ended, ended_by=CallEndedBy.RUNNER)
+    assert (await store.list_calls()).items == [got]
+    assert (await store.list_calls(active=True)).items == []
+
+
+@pytest.mark.parametrize(
+    ("runner_url", "stored"),
+    [
+        (
+            "wss://user:tok3n@127.0.0.1:8443/agent/v1?token=s3cret&x=1#frag",
+            "wss://127.0.0.1:8443/agent/v1",
+        ),
+        ("ws://[::1]:9/runner?key=s3cret", "ws://[::1]:9/runner"),
+        ("ws://127.0.0.1/runner", "ws://127.0.0.1/runner"),
+        (None, None),
+    ],
+)
+async def test_a_call_record_keeps_no_query_string_or_user_info_of_the_runner_url(
+    backend: Backend, store: Store, runner_url: str | None, stored: str | None
+) -> None:
+    await store.save_call(call_record(runner_url=runner_url))
+
+    assert (await store.get_call(CALL_ID)).runner_url == stored
+    dump = await stored_text(backend)
+    assert "s3cret" not in dump and "tok3n" not in dump and "frag" not in dump
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"call_id": "CA:x"}, "call_id"),
+        ({"call_id": ""}, "call_id"),
+        ({"call_id": "C" * 65}, "call_id"),
+        ({"started_at": -1.0}, "started_at"),
+        ({"started_at": math.nan}, "started_at"),
+        ({"started_at": math.inf}, "started_at"),
+        ({"started_at": "now"}, "started_at"),
+        ({"ended_at": T0 - 1}, "ended_at"),
+        ({"answered_at": True}, "answered_at"),
+        ({"final_status": 99}, "final_status"),
+        ({"final_status": 700}, "final_status"),
+        ({"final_status": True}, "final_status"),
+        ({"ended_by": "nobody"}, "ended_by"),
+        ({"account_id": ""}, "account_id"),
+        ({"runner_url": "not a url"}, "runner_url"),
+        ({"runner_url": "ws://127.0.0.1:99999/x?token=s3cret"}, "runner_url"),
+        ({"caller": None}, "caller"),
+    ],
+)
+async def test_save_call_rejects_a_bad_field_naming_it_and_stores_nothing(
+    store: Store, fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidCall) as caught:
+        await store.save_call(call_record(**fields))
+
+    assert caught.value.field == field
+    assert isinstance(caught.value, ValueError)
+    assert "s3cret" not in str(caught.value)
+    assert (await store.list_calls()).items == []
+
+
+@pytest.mark.parametrize("call_id", ["CA_missing", "CA:x", ""])
+async def test_get_unknown_call_raises_not_found(store: Store, call_id: str) -> None:
+    await store.save_call(call_record())
+
+    with pytest.raises(NotFound) as caught:
+        await store.get_call(call_id)
+
+    assert (caught.value.kind, caught.value.ref) == ("call", call_id)
+
+
+async def test_list_calls_is_newest_first_and_filters_by_account_and_activity(
+    store: Store,
+) -> None:
+    now = time.time()
+    records = {
+        "CA1": call_record("CA1", started_at=now - 40, account_id="acct_1"),
+        "CA2": call_record("CA2", started_at=now - 30, ended_at=now - 5),
+        "CA3": call_record(
+            "CA3", started_at=now - 20, ended_at=now - 1, account_id="acct_1"
+        ),
+        "CA4": call_record("CA4", started_at=now - 10, account_id="acct_2"),
+    }
+    for record in records.values():
+        await store.save_call(record)
+
+    async def listed(**filters: Any) -> list[str]:
+        page = await store.list_calls(**filters)
+        assert page.next_cursor is None
+        return [record.call_id for record in page.items]
+
+    assert await listed() == ["CA4", "CA3", "CA2", "CA1"]
+    assert await listed(active=True) == ["CA4", "CA1"]
+    assert await listed(active=False) == ["CA3", "CA2"]
+    assert await listed(account_id="acct_1") == ["CA3", "CA1"]
+    assert await listed(account_id="acct_1", active=True) == ["CA1"]
+    assert await listed(account_id="acct_1", active=False) == ["CA3"]
+    assert await listed(account_id="acct_3") == []
+    assert (await store.list_calls()).items[0] == records["CA4"]
+
+
+async def _all_call_pages(store: Store, limit: int, **filters: Any) -> list[list[str]]:
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        page = await store.list_calls(limit=limit, cursor=cursor, **filters)
+        pages.append([record.call_id for record in page.items])
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+async def test_list_calls_pages_without_gaps_or_repeats_even_on_equal_start_times(
+    store: Store,
+) -> None:
+    now = time.time()
+    expected: list[str] = []
+    for second in range(8):
+        # Four calls start in the same microsecond; they list by call id, descending.
+        for n in range(4):
+            call_id = f"CA{second}x{n}"
+            started = now - 100 + second
+            await store.save_call(
+                call_record(call_id, started_at=started, account_id="acct_1")
+            )
+            expected.append(call_id)
+    expected = sorted(expected, reverse=True)
+
+    for limit in (1, 3, 4, 7, 32):
+        pages = await _all_call_pages(store, limit)
+        assert [call_id for page in pages for call_id in page] == expected
+        assert all(len(page) == limit for page in pages[:-1])
+    filtered = await _all_call_pages(store, 5, account_id="acct_1", active=True)
+    assert [call_id for page in filtered for call_id in page] == expected
+
+
+async def test_call_cursor_is_stable_while_new_calls_start(store: Store) -> None:
+    now = time.time()
+    for n in range(12):
+        await store.save_call(call_record(f"CAold{n:02d}", started_at=now - 100 + n))
+    seen: list[str] = []
+    cursor: str | None = None
+    step = 0
+    while True:
+        page = await store.list_calls(limit=5, cursor=cursor)
+        seen += [record.call_id for record in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+        step += 1
+        await store.save_call(call_record(f"CAnew{step}", started_at=now + step))
+
+    assert seen == [f"CAold{n:02d}" for n in reversed(range(12))]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"active": "yes"}, "active"),
+        ({"cursor": "garbage!"}, "cursor"),
+        ({"cursor": "bjE6KzE0MTU1NTUwMTAw"}, "cursor"),  # a cursor of list_numbers
+        ({"cursor": "YzE6MTIzOkNB"}, "cursor"),  # 'c1:123:CA': too few digits
+    ],
+)
+async def test_list_calls_rejects_bad_arguments(
+    store: Store, arguments: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidQuery) as caught:
+        await store.list_calls(**arguments)
+
+    assert caught.value.field == field
+
+
+async def test_ended_calls_disappear_after_the_retention_period(
+    backend: Backend,
+) -> None:
+    clock = FakeClock()
+    now = clock.start
+    store = await open_clocked(backend, clock, call_retention_s=3600)
+    try:
+        long_ago = call_record("CAlongago", started_at=now - 9000, ended_at=now - 8000)
+        recent = call_record("CArecent", started_at=now - 100, ended_at=now - 60)
+        # Active calls never expire, however long ago they started.
+        active = call_record("CAactive", started_at=now - 7200)
+        for record in (long_ago, recent, active):
+            await store.save_call(record)
+
+        assert await call_ids(store) == ["CArecent", "CAactive"]
+        with pytest.raises(NotFound):
+            await store.get_call("CAlongago")
+
+        clock.advance(3600 - 60 + 1)  # one second past the recent call's retention
+
+        assert await call_ids(store) == ["CAactive"]
+        assert await call_ids(store, active=False) == []
+        with pytest.raises(NotFound):
+            await store.get_call("CArecent")
+        assert await store.get_call("CAactive") == active
+    finally:
+        await store.close()
+
+
+async def test_retention_removes_expired_records_from_storage(
+    backend: Backend,
+) -> None:
+    clock = FakeClock()
+    now = clock.start
+    store = await open_clocked(backend, clock, call_retention_s=100)
+    try:
+        await store.save_call(
+            call_record("CAexpired", started_at=now - 2000, ended_at=now - 1000)
+        )
+        assert "CAexpired" not in await stored_text(backend, raw=False)
+
+        await store.save_call(call_record("CAended", started_at=now - 20, ended_at=now))
+        assert "CAended" in await stored_text(backend, raw=False)
+
+        # More than a minute later (the embedded store prunes at most once a minute)
+        # and past retention, the next write removes the record.
+        clock.advance(101)
+        await store.save_call(call_record("CAnext", started_at=clock.now))
+        dump = await stored_text(backend, raw=False)
+        assert "CAended" not in dump and "CAnext" in dump
+    finally:
+        await store.close()
+
+
+async def call_ids(store: Store, **filters: Any) -> list[str]:
+    return [record.call_id for record in (await store.list_calls(**filters)).items]
+
+
+async def test_end_stale_calls_ends_the_active_calls_of_that_instance_only(
+    backend: Backend,
+) -> None:
+    clock = FakeClock()
+    now = clock.start
+    store = await open_clocked(backend, clock)
+    try:
+        records = [
+            call_record("CA1", started_at=now - 50, instance="router-1"),
+            call_record(
+                "CA2", started_at=now - 40, instance="router-1", account_id="acct_1"
+            ),
+            call_record(
+                "CA3", started_at=now - 30, ended_at=now - 20, instance="router-1"
+            ),
+            call_record("CA4", started_at=now - 20, instance="router-2"),
+            call_record("CA5", started_at=now - 10),
+        ]
+        for record in records:
+            await store.save_call(record)
+        clock.advance(5)
+
+        assert await store.end_stale_calls("router-1", "instance restarted") == 2
+
+        for call_id in ("CA1", "CA2"):
+            ended = await store.get_call(call_id)
+            assert ended.ended_at == clock.now
+            assert ended.ended_by is CallEndedBy.ROUTER
+            assert ended.end_reason == "instance restarted"
+        assert await store.get_call("CA3") == records[2]
+        assert await call_ids(store, active=True) == ["CA5", "CA4"]
+        assert await call_ids(store, account_id="acct_1", active=False) == ["CA2"]
+        assert await store.end_stale_calls("router-1", "again") == 0
+        # Ended that way, they expire like any ended call.
+        clock.advance(3601)
+        assert await call_ids(store) == ["CA5", "CA4"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("retention", [0, -1.0, math.nan, math.inf, True, "7d"])
+async def test_a_bad_call_retention_is_refused(tmp_path: Path, retention: Any) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await open_store(
+            redis_url=None,
+            db_path=str(tmp_path / "router.db"),
+            call_retention_s=retention,
+        )
+
+    assert caught.value.field == "call_retention_s"
+    with pytest.raises(InvalidInput):
+        RedisStore.from_url("redis://127.0.0.1:9/15", call_retention_s=retention)
+
+
 # -- embedded store only ---------------------------------------------------------------
 
 
@@ -931,6 +1886,66 @@ async def test_closed_embedded_store_is_unavailable(tmp_path: Path) -> None:
         await store.route(NUMBER_A)
     with pytest.raises(StoreUnavailable):
         await store.ping()
+
+
+async def test_embedded_store_upgrades_a_version_1_file_keeping_its_trunks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "router.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for statement in embedded_module._MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version (version) VALUES (1)")
+        db.execute(
+            "INSERT INTO trunks VALUES"
+            " ('trunk_old', 'carrier-us', 'byo', '[\"198.51.100.20\"]', 'US', NULL, NULL)"
+        )
+
+    store = await EmbeddedStore.open(path)
+    try:
+        trunk = await store.get_trunk("trunk_old")
+        assert trunk == Trunk(
+            "trunk_old", "carrier-us", TrunkType.BYO, ("198.51.100.20",), "US"
+        )
+        assert await store.trunk_credentials("trunk_old") is None
+        updated = await store.update_trunk(
+            "trunk_old", username=TRUNK_USER, password=TRUNK_PASSWORD
+        )
+        assert updated.username == TRUNK_USER
+        account = await store.create_account("acme")
+        assert await store.list_accounts() == [account]
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        version = db.execute("SELECT version FROM schema_version").fetchone()[0]
+    assert version == embedded_module.SCHEMA_VERSION == 2
+
+
+async def test_embedded_store_prunes_expired_calls_at_most_once_a_minute(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(start=T0)
+    path = tmp_path / "router.db"
+    store = await EmbeddedStore.open(path, call_retention_s=10, clock=clock)
+    try:
+        await store.save_call(call_record("CA1", ended_at=T0))  # prunes, keeps CA1
+        clock.advance(30)  # CA1 has expired, but the last prune was 30 s ago
+
+        await store.save_call(call_record("CA2", started_at=clock.now))
+
+        assert "CA1" in await table_rows(path, "calls")
+        assert await store.list_calls() == Page([await store.get_call("CA2")], None)
+        clock.advance(30)
+        await store.save_call(call_record("CA3", started_at=clock.now))
+        assert "CA1" not in await table_rows(path, "calls")
+    finally:
+        await store.close()
+
+
+async def table_rows(path: Path, table: str) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return repr(db.execute(f"SELECT * FROM {table}").fetchall())
 
 
 # -- Redis store only ------------------------------------------------------------------
@@ -1106,3 +2121,80 @@ def test_a_prefix_whose_keys_would_spread_over_slots_is_refused() -> None:
 
     with pytest.raises(ValueError, match="hash slots"):
         RedisStore(client, key_prefix="bad{}:")
+
+
+async def test_redis_publishes_trunk_changes_naming_the_trunk(
+    redis_url: str, redis_store: RedisStore
+) -> None:
+    store = redis_store
+    created: list[Trunk] = []
+
+    async def changes() -> None:
+        trunk = await new_trunk_with_credentials(store)
+        created.append(trunk)
+        await store.create_number(NUMBER_A, trunk_id=trunk.trunk_id)
+        await store.update_trunk(trunk.trunk_id, password="rotated")
+        await store.delete_trunk(trunk.trunk_id)
+
+    messages = await _invalidations(redis_url, store.channel, changes)
+
+    trunk_message = "trunk:" + created[0].trunk_id
+    assert messages == [
+        trunk_message,  # created
+        NUMBER_A,  # the number was created
+        trunk_message,  # updated
+        NUMBER_A,  # its trunk was deleted
+        trunk_message,  # deleted
+    ]
+
+
+async def test_redis_account_and_call_keys_share_the_slot_and_expire_or_go(
+    redis_url: str, redis_prefix: str
+) -> None:
+    clock = FakeClock()
+    store = RedisStore.from_url(
+        redis_url, key_prefix=redis_prefix, call_retention_s=60, clock=clock
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        account = await store.create_account("acme")
+        key, _ = await store.create_api_key(account.account_id)
+        await store.create_api_key(account.account_id)
+        await store.revoke_api_key(key.key_id)
+        trunk = await new_trunk_with_credentials(store, account_id=account.account_id)
+        await store.save_call(call_record(account_id=account.account_id))
+        keys = list(client.scan_iter(match=redis_prefix + "*", count=1000))
+        assert len(keys) >= 10
+        assert {key_slot(key) for key in keys} == {key_slot(keys[0])}
+
+        await store.delete_trunk(trunk.trunk_id)
+        await store.delete_account(account.account_id)
+        await store.save_call(
+            call_record(account_id=account.account_id, ended_at=clock.now)
+        )
+        clock.advance(61)
+        await store.save_call(call_record("CAother", ended_at=clock.now - 61))
+        assert list(client.scan_iter(match=redis_prefix + "*", count=1000)) == []
+    finally:
+        client.close()
+        await store.close()
+
+
+async def test_redis_ended_call_records_expire_by_themselves(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisStore.from_url(
+        redis_url, key_prefix=redis_prefix, call_retention_s=600
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        now = time.time()
+        await store.save_call(call_record("CAactive", started_at=now))
+        await store.save_call(call_record("CAended", started_at=now, ended_at=now))
+        base = store.base
+
+        assert client.ttl(base + "call:CAactive") == -1  # active calls never expire
+        assert 590 <= client.ttl(base + "call:CAended") <= 601
+    finally:
+        client.close()
+        await store.close()
