@@ -110,12 +110,20 @@ class _LruTtl(Generic[K, V]):
 class CachedLookup(Lookup):
     """Lookups cached in memory and dropped on invalidation messages."""
 
-    def __init__(self, store: Store, redis_url: str, channel: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        redis_url: str,
+        channel: str,
+        client_name: str = "sip-router-cache",
+    ) -> None:
         self.store = store
         self.redis_url = redis_url
         self.channel = channel
         self.routes: _LruTtl[str, Route | None] = _LruTtl(MAX_ENTRIES, ENTRY_TTL)
         self.trunks: _LruTtl[str, Trunk | None] = _LruTtl(MAX_ENTRIES, ENTRY_TTL)
+        # Named so operators (and tests) can tell these connections apart.
+        self.client_name = client_name
         self.live = False
         self.hits = 0
         self.misses = 0

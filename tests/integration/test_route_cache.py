@@ -26,7 +26,10 @@ async def two_instances(
         RedisStore.from_url(redis_url, key_prefix=prefix), redis_url, admin.channel
     )
     second = CachedLookup(
-        RedisStore.from_url(redis_url, key_prefix=prefix), redis_url, admin.channel
+        RedisStore.from_url(redis_url, key_prefix=prefix),
+        redis_url,
+        admin.channel,
+        client_name=f"cache-test-{secrets.token_hex(4)}",
     )
     await first.start()
     await second.start()
@@ -98,12 +101,12 @@ async def test_cache_is_flushed_and_bypassed_when_subscription_drops(
     await second.route("+14155550100")
     assert len(second.routes) == 1
 
-    # Kill only this test's subscriber connections (by channel), as a network
-    # fault would; the lookup must flush, then resubscribe by itself.
-    client = aioredis.Redis.from_url(redis_url)
+    # Kill only this lookup's subscriber connection, as a network fault would;
+    # the lookup must flush, then resubscribe by itself.
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         for entry in await client.client_list(_type="pubsub"):
-            if int(entry.get("sub", 0)) and await _subscribed_to(client, admin.channel):
+            if entry.get("name") == second.client_name:
                 await client.client_kill_filter(_id=entry["id"])
     finally:
         await client.aclose()
@@ -118,8 +121,3 @@ async def test_cache_is_flushed_and_bypassed_when_subscription_drops(
         return pipe_of(await second.route("+14155550100")) == pipe_a.pipe_id
 
     assert await eventually(fresh)
-
-
-async def _subscribed_to(client: aioredis.Redis, channel: str) -> bool:
-    counts = await client.pubsub_numsub(channel)
-    return bool(counts and counts[0][1])
