@@ -166,6 +166,10 @@ def _first_validation_problem(errors: Any) -> tuple[str, str]:
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8, say): that is bad
+        # input like any other, so it gets the same 422 as a malformed JSON body.
+        return error_response(InvalidRequest("body", "body: not valid JSON text"))
     code = _STATUS_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     error = ApiError(exc.status_code, code, message)
