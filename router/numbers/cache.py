@@ -122,9 +122,10 @@ class CachedLookup(Lookup):
         self.channel = channel
         self.routes: _LruTtl[str, Route | None] = _LruTtl(MAX_ENTRIES, ENTRY_TTL)
         self.trunks: _LruTtl[str, Trunk | None] = _LruTtl(MAX_ENTRIES, ENTRY_TTL)
-        # Named so operators (and tests) can tell these connections apart.
-        self.client_name = client_name
         self.live = False
+        self.subscriber: object | None = (
+            None  # the subscribed connection, for operators
+        )
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
@@ -191,6 +192,11 @@ class CachedLookup(Lookup):
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
+                # redis-py reconnects and resubscribes a dropped subscription by
+                # itself; messages sent meanwhile are lost, so flush then too.
+                assert pubsub.connection is not None
+                pubsub.connection.register_connect_callback(self._resubscribed)
+                self.subscriber = pubsub.connection
                 self.flush()
                 self.live = True
                 self._subscribed.set()
@@ -205,6 +211,10 @@ class CachedLookup(Lookup):
                     await pubsub.aclose()
                     await client.aclose()
             await asyncio.sleep(RECONNECT_DELAY)
+
+    def _resubscribed(self, connection: object) -> None:
+        log.info("cache_resubscribed", channel=self.channel)
+        self.flush()
 
     async def _read(self, pubsub: aioredis.client.PubSub) -> None:
         async for message in pubsub.listen():

@@ -26,10 +26,7 @@ async def two_instances(
         RedisStore.from_url(redis_url, key_prefix=prefix), redis_url, admin.channel
     )
     second = CachedLookup(
-        RedisStore.from_url(redis_url, key_prefix=prefix),
-        redis_url,
-        admin.channel,
-        client_name=f"cache-test-{secrets.token_hex(4)}",
+        RedisStore.from_url(redis_url, key_prefix=prefix), redis_url, admin.channel
     )
     await first.start()
     await second.start()
@@ -103,11 +100,13 @@ async def test_cache_is_flushed_and_bypassed_when_subscription_drops(
 
     # Kill only this lookup's subscriber connection, as a network fault would;
     # the lookup must flush, then resubscribe by itself.
+    writer = second.subscriber._writer  # type: ignore[union-attr]
+    host, port = writer.get_extra_info("sockname")[:2]
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        for entry in await client.client_list(_type="pubsub"):
-            if entry.get("name") == second.client_name:
-                await client.client_kill_filter(_id=entry["id"])
+        assert (
+            await client.client_kill_filter(_type="pubsub", addr=f"{host}:{port}") == 1
+        )
     finally:
         await client.aclose()
 
