@@ -50,6 +50,7 @@ class Router:
                 redis_url=settings.redis_url,
                 db_path=settings.db_path,
                 key_prefix=settings.redis_prefix,
+                call_retention_s=settings.call_retention_s,
             )
         advertise = settings.advertised_address
         config = RouterConfig(
