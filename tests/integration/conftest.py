@@ -188,6 +188,25 @@ class RouterEnv:
 
 RouterEnvFactory = Callable[..., Awaitable[RouterEnv]]
 
+# With SIP port 0 the router binds UDP on a free port, then TCP on the same
+# number, which a client connection elsewhere on the machine may hold.
+ROUTER_START_ATTEMPTS = 5
+
+
+async def start_router(settings: Settings, store: EmbeddedStore) -> Router:
+    """Start a router on a free SIP port, trying again when TCP finds it taken."""
+    for _attempt in range(ROUTER_START_ATTEMPTS - 1):
+        router = Router(settings, store=store)
+        try:
+            await router.start()
+        except OSError:
+            await router.stop()
+            continue
+        return router
+    router = Router(settings, store=store)
+    await router.start()
+    return router
+
 
 @pytest.fixture
 async def make_router_env(tmp_path: Path) -> AsyncIterator[RouterEnvFactory]:
@@ -210,9 +229,8 @@ async def make_router_env(tmp_path: Path) -> AsyncIterator[RouterEnvFactory]:
         }
         # Settings insists on a real port; 0 (any free port) is set after validation.
         settings = Settings(**values).model_copy(update={"sip_port": 0})
-        router = Router(settings, store=store)
+        router = await start_router(settings, store)
         started.append((router, store, runner))
-        await router.start()
         env = RouterEnv(router, store, runner)
         pipe = await store.create_pipe(name="pipe-A", runner_url=env.runner_url())
         number = await store.create_number(env.number, country="US")

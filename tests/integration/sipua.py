@@ -53,6 +53,9 @@ _COMPACT = {
     "e": "content-encoding",
 }
 
+# Ports tried for a UA that listens on UDP and TCP with one port number.
+BIND_ATTEMPTS = 5
+
 _RTP_HEADER = struct.Struct("!BBHII")
 
 
@@ -330,18 +333,33 @@ class SipUA:
 
     @classmethod
     async def start(cls, host: str = "127.0.0.1", *, tcp: bool = False) -> SipUA:
-        """Bind UDP (and a TCP listener on the same port when ``tcp``)."""
-        ua = cls(host)
+        """Bind UDP (and a TCP listener on the same port when ``tcp``).
+
+        The UDP port is the kernel's choice; a TCP socket elsewhere may hold
+        the same number, so a few ports are tried.
+        """
+        for attempt in range(BIND_ATTEMPTS):
+            ua = cls(host)
+            try:
+                await ua._bind(tcp=tcp)
+            except OSError:
+                await ua.close()
+                if attempt == BIND_ATTEMPTS - 1:
+                    raise
+                continue
+            return ua
+        raise AssertionError("unreachable")
+
+    async def _bind(self, *, tcp: bool) -> None:
         loop = asyncio.get_running_loop()
-        ua.udp, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(ua), local_addr=(host, 0)
+        self.udp, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), local_addr=(self.host, 0)
         )
-        ua.port = ua.udp.get_extra_info("sockname")[1]
+        self.port = self.udp.get_extra_info("sockname")[1]
         if tcp:
-            ua.tcp_server = await loop.create_server(
-                lambda: TcpChannel(ua, inbound=True), host, ua.port
+            self.tcp_server = await loop.create_server(
+                lambda: TcpChannel(self, inbound=True), self.host, self.port
             )
-        return ua
 
     async def close(self) -> None:
         """Close the socket, the listener and every connection."""
