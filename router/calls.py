@@ -365,21 +365,14 @@ class Call:
                 request.body if is_sdp(request) else None
             )
         except DialogError as error:
-            response = make_response(request, error.status, error.reason)
-            for name, value in _dialog_error_headers(error):
-                response.headers.add(name, value)
-            self.signalling.respond(transaction, response)
+            self._refuse(transaction, error)
             return
         except SdpRejected as error:
             # RFC 3264 §6: rejecting the new offer leaves the old session as it was.
             self._respond(transaction, error.status, error.reason)
             return
         self.dialog.update_target(request)
-        headers = self._dialog_headers()
-        if timer is not None:
-            self.dialog.session_timer = timer
-            headers += [("Session-Expires", timer.header_value()), ("Require", "timer")]
-            self._arm_session_timer(timer)
+        headers = self._dialog_headers() + self._refresh_session_timer(timer)
         if audio is not None:
             self.media.configure(audio)
         response = make_response(
@@ -393,20 +386,52 @@ class Call:
         self.log.info("call_reinvite", direction=audio.direction if audio else None)
 
     def on_in_dialog_request(self, transaction: ServerTransaction) -> None:
-        """INFO, UPDATE without SDP and OPTIONS inside the dialog get a 200."""
+        """INFO, UPDATE without SDP and OPTIONS inside the dialog get a 200.
+
+        An UPDATE is a session refresh too (RFC 4028 §9), like a re-INVITE.
+        """
         request = transaction.request
-        if self.dialog is not None:
-            try:
+        refresh = request.method == "UPDATE"
+        try:
+            if self.dialog is not None:
                 self.dialog.check_remote_cseq(request)
-            except DialogError as error:
-                self._respond(transaction, error.status, error.reason)
-                return
-        if request.method == "UPDATE" and is_sdp(request):
+            timer = SessionTimer.from_request(request) if refresh else None
+        except DialogError as error:
+            self._refuse(transaction, error)
+            return
+        if refresh and is_sdp(request):
             # Limitation: an offer in UPDATE (RFC 3311) is declined with 488;
             # the session carries on unchanged, as RFC 3264 requires.
             self._respond(transaction, 488, "Not Acceptable Here")
             return
-        self._respond(transaction, 200)
+        headers = self._refresh_session_timer(timer) if refresh else []
+        response = make_response(request, 200, headers=headers)
+        self.signalling.respond(transaction, response)
+
+    def _refresh_session_timer(
+        self, timer: SessionTimer | None
+    ) -> list[tuple[str, str]]:
+        """Restart or stop the session timer on a refresh; return the 2xx headers.
+
+        RFC 4028 §9: the 2xx echoes Session-Expires and restarts the timer; a
+        refresh without Session-Expires gets a 2xx without one, which leaves
+        the session with no timer (§7.4), so ours stops too.
+        """
+        if self.dialog is not None:
+            self.dialog.session_timer = timer
+        if timer is None:
+            if self._session_expiry is not None:
+                self._session_expiry.cancel()
+                self._session_expiry = None
+            return []
+        self._arm_session_timer(timer)
+        return [("Session-Expires", timer.header_value()), ("Require", "timer")]
+
+    def _refuse(self, transaction: ServerTransaction, error: DialogError) -> None:
+        response = make_response(transaction.request, error.status, error.reason)
+        for name, value in _dialog_error_headers(error):
+            response.headers.add(name, value)
+        self.signalling.respond(transaction, response)
 
     def _respond(
         self, transaction: ServerTransaction, status: int, reason: str | None = None

@@ -353,6 +353,27 @@ async def ordinary_call_completes(env: RouterEnv, ua: SipUA) -> None:
     await env.wait_idle()
 
 
+async def test_update_refreshing_the_session_timer_is_answered_with_session_expires(
+    router_env: RouterEnv,
+) -> None:
+    ua, rtp = await start_ua_and_rtp()
+    timer = [("Supported", "timer"), ("Session-Expires", "120;refresher=uac")]
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port), extra_headers=timer)
+    ok = await place_call(call, rtp)
+    assert ok["Session-Expires"].replace(" ", "") == "120;refresher=uac"
+
+    refresh = [("Supported", "timer"), ("Session-Expires", "100;refresher=uac")]
+    Channel(ua, router_env.address).send(call.in_dialog("UPDATE", headers=refresh))
+    refreshed = await ua.response(200, "UPDATE")
+
+    # RFC 4028 §9: the 2xx to a refresh carries the interval it restarted.
+    assert refreshed["Session-Expires"].replace(" ", "") == "100;refresher=uac"
+    assert "timer" in refreshed.all("Require")
+    Channel(ua, router_env.address).send(call.in_dialog("BYE"))
+    await ua.response(200, "BYE")
+    await router_env.wait_idle()
+
+
 async def test_invite_without_contact_is_answered_400_before_ringing(
     router_env: RouterEnv,
 ) -> None:
