@@ -336,23 +336,37 @@ class Call:
 
     def on_cancel(self) -> None:
         """The caller cancelled while ringing: 487 and release everything (§9.2)."""
+        self._abandon_set_up("caller-cancel")
+
+    def on_bye(self, transaction: ServerTransaction) -> None:
+        """The caller hung up (§15.1.2), or gave up ringing on the early dialog (§15)."""
+        self.signalling.respond(transaction, make_response(transaction.request, 200))
+        if self.state in (CallState.ROUTING, CallState.RINGING):
+            # §15.1.2: the INVITE still pending on the dialog is answered 487.
+            self._abandon_set_up("caller-bye")
+            return
+        self._spawn_end("caller-bye", send_bye=False)
+
+    def _abandon_set_up(self, reason: str) -> None:
         if self.state not in (CallState.ROUTING, CallState.RINGING):
             return
         self._reject(487, "Request Terminated")
-        self.ended_reason = "caller-cancel"
+        self.ended_reason = reason
         if self.task is not None and not self.task.done():
             self.task.cancel()  # its handler ends the call
         else:
-            self._spawn_end("caller-cancel", send_bye=False)
-
-    def on_bye(self, transaction: ServerTransaction) -> None:
-        """The caller hung up (§15.1.2)."""
-        self.signalling.respond(transaction, make_response(transaction.request, 200))
-        self._spawn_end("caller-bye", send_bye=False)
+            self._spawn_end(reason, send_bye=False)
 
     def on_reinvite(self, transaction: ServerTransaction) -> None:
         """A re-INVITE: hold, resume, codec change or session refresh (§14.2)."""
         request = transaction.request
+        if self.dialog is None:
+            # §14.2: an INVITE on the early dialog, before our final response
+            # to the first one: 500 with a random Retry-After of 0-10 s.
+            response = make_response(request, 500, "Initial INVITE Pending")
+            response.headers.add("Retry-After", str(secrets.randbelow(11)))
+            self.signalling.respond(transaction, response)
+            return
         assert (
             self.dialog is not None
             and self.answer is not None
@@ -417,8 +431,9 @@ class Call:
         refresh without Session-Expires gets a 2xx without one, which leaves
         the session with no timer (§7.4), so ours stops too.
         """
-        if self.dialog is not None:
-            self.dialog.session_timer = timer
+        if self.dialog is None:
+            return []  # not answered yet: the 200 to the INVITE sets the timer
+        self.dialog.session_timer = timer
         if timer is None:
             if self._session_expiry is not None:
                 self._session_expiry.cancel()

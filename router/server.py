@@ -90,6 +90,7 @@ class SipRouter:
         self.port_pool = RtpPortPool(*config.rtp_ports)
         self.calls: dict[int, Call] = {}
         self.dialogs: dict[tuple[str, str, str], Call] = {}
+        self.invites: dict[tuple[str, str, int], Call] = {}
         self.counters: Counter[str] = Counter()
         self.port = config.sip_port
         self.draining = False
@@ -210,6 +211,12 @@ class SipRouter:
             response.headers.add("Retry-After", "5")
             self.respond(transaction, response)
             return
+        request = transaction.request
+        if _invite_key(request) in self.invites:
+            # RFC 3261 §8.2.2.2: the same INVITE again on another branch (it
+            # forked upstream and came by two paths): a merged request.
+            self._simple(transaction, 482, "Loop Detected")
+            return
         call = Call(
             transaction,
             signalling=self,
@@ -219,6 +226,10 @@ class SipRouter:
             config=self.config.call,
         )
         self.calls[id(transaction)] = call
+        self.invites[_invite_key(request)] = call
+        # Our To-tag is chosen already, so the early dialog (§12.1) is indexed
+        # now: a BYE or re-INVITE sent before our 200 finds the call.
+        self.dialogs[_early_dialog_key(call)] = call
         self.counters["calls_started"] += 1
         call.start()
 
@@ -298,6 +309,9 @@ class SipRouter:
     def call_ended(self, call: Call) -> None:
         """Forget a call that has ended."""
         self.calls.pop(id(call.invite), None)
+        if self.invites.get(_invite_key(call.invite.request)) is call:
+            del self.invites[_invite_key(call.invite.request)]
+        self.dialogs.pop(_early_dialog_key(call), None)
         if call.dialog is not None:
             self.dialogs.pop(call.dialog.key, None)
         self.counters["calls_ended"] += 1
@@ -346,6 +360,17 @@ class SipRouter:
         for event in self.layer.fire_timers(self._now()):
             self._dispatch(event)
         self._flush()
+
+
+def _invite_key(invite: Request) -> tuple[str, str, int]:
+    """Call-ID, From tag and CSeq number: what §8.2.2.2 compares."""
+    return (invite.call_id, invite.from_tag or "", invite.cseq[0])
+
+
+def _early_dialog_key(call: Call) -> tuple[str, str, str]:
+    """The dialog ID (§12) our responses to the call's INVITE set up."""
+    request = call.invite.request
+    return (request.call_id, call.local_tag, request.from_tag or "")
 
 
 def _unsupported_extensions(request: Request) -> list[str]:

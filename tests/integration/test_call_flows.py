@@ -491,6 +491,90 @@ async def test_retransmitted_invite_while_ringing_makes_one_call_and_one_runner_
     assert len(router_env.runner.starts) == 1
 
 
+async def test_same_invite_on_a_second_branch_is_answered_482_and_makes_no_call(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("ready_delay=0.5")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    router = Channel(ua, router_env.address)
+    router.send(call.invite())
+    await ua.response(180)
+
+    # The INVITE forked upstream reaches us again by another path: same
+    # Call-ID, From tag and CSeq, another branch (RFC 3261 §8.2.2.2).
+    first_branch, call.branch = call.branch, "z9hG4bK-second-path"
+    router.send(call.invite())
+    merged = await ua.expect(lambda m: m.status >= 300 and m.branch == call.branch)
+    router.send(call.ack_non_2xx(merged.message))
+    call.branch = first_branch
+    ok = await ua.response(200)
+
+    assert merged.message.status == 482
+    assert ok.branch == first_branch
+    assert router_env.sip.counters["calls_started"] == 1
+    call.confirm(ok)
+    router.send(call.ack(ok))
+    router.send(call.in_dialog("BYE"))
+    await ua.response(200, "BYE")
+    await router_env.wait_idle()
+    assert len(router_env.runner.starts) == 1
+
+
+async def test_bye_on_the_early_dialog_answers_200_then_487_and_never_200(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("ready_delay=1")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    router = Channel(ua, router_env.address)
+    router.send(call.invite())
+    ringing = await ua.response(180)
+
+    # RFC 3261 §15: the caller may end an early dialog (our 180's To-tag) with BYE.
+    call.confirm(ringing)
+    router.send(call.in_dialog("BYE"))
+    bye_ok = await ua.response(200, "BYE")
+    # §15.1.2: the pending INVITE is then answered 487.
+    terminated = await ua.response(487)
+    router.send(call.ack_non_2xx(terminated))
+
+    assert bye_ok.to_tag == ringing.to_tag == terminated.to_tag
+    await router_env.wait_idle()
+    await asyncio.sleep(1.2)  # past the runner's ready delay
+    assert router_env.runner.starts == []
+    assert ua.pending(lambda m: m.status == 200 and m.method == "INVITE") == []
+
+
+async def test_reinvite_before_our_200_is_answered_500_with_retry_after(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("ready_delay=0.5")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    router = Channel(ua, router_env.address)
+    router.send(call.invite())
+    ringing = await ua.response(180)
+
+    call.confirm(ringing)
+    branch = "z9hG4bK-early-reinvite"
+    router.send(
+        call.in_dialog("INVITE", body=sdp_offer(rtp.port, version=2), branch=branch)
+    )
+    early = await ua.expect(lambda m: m.method == "INVITE" and m.branch == branch)
+    router.send(call.in_dialog("ACK", cseq=call.cseq, branch=branch))
+
+    # RFC 3261 §14.2: a second INVITE before the first one's final response.
+    assert early.message.status == 500
+    assert early.message.get("Retry-After") is not None
+    ok = await ua.response(200)
+    call.confirm(ok)
+    router.send(call.ack(ok))
+    router.send(call.in_dialog("BYE"))
+    await ua.response(200, "BYE")
+    await router_env.wait_idle()
+
+
 async def test_missing_ack_ends_call_with_bye_after_64_t1(
     router_env: RouterEnv,
 ) -> None:
