@@ -525,6 +525,7 @@ class RedisStore(Store):
         """
         super().__init__(call_retention_s=call_retention_s, clock=clock)
         self._redis = client
+        self._closed = False
         self.key_prefix = key_prefix
         self.base = key_base(key_prefix)
         self.channel = key_prefix + "invalidate"
@@ -759,7 +760,7 @@ class RedisStore(Store):
             raise NotFound("pipe", pipe_id)
         key = self._key("pipe:", pipe_id)
         with _translate_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._client().pipeline(transaction=True) as pipe:
                 pipe.exists(key)
                 pipe.zrange(key + ":numbers", 0, -1)
                 exists, numbers = await pipe.execute()
@@ -798,7 +799,7 @@ class RedisStore(Store):
         )
         key = self._key("trunk:", trunk.trunk_id)
         with _translate_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._client().pipeline(transaction=True) as pipe:
                 self._queue_add_object(
                     pipe, "trunk", trunk.trunk_id, _trunk_to_hash(trunk), account_id
                 )
@@ -867,7 +868,7 @@ class RedisStore(Store):
             raise NotFound("trunk", trunk_id)
         key = self._key("trunk:", trunk_id)
         with _translate_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._client().pipeline(transaction=True) as pipe:
                 pipe.exists(key)
                 pipe.hget(key, "username")
                 pipe.get(key + ":secret")
@@ -1057,10 +1058,11 @@ class RedisStore(Store):
     async def ping(self) -> None:
         """Check that Redis answers. Raises :class:`StoreUnavailable`."""
         with _translate_errors():
-            await self._redis.ping()
+            await self._client().ping()
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; later calls raise :class:`StoreUnavailable`."""
+        self._closed = True
         await self._redis.aclose()
 
     # -- internals -------------------------------------------------------------------
@@ -1068,10 +1070,18 @@ class RedisStore(Store):
     def _key(self, kind: str, ident: str) -> str:
         return f"{self.base}{kind}{ident}"
 
+    def _client(self) -> aioredis.Redis:
+        # redis-py reconnects a closed client on its next command; a closed store
+        # must fail instead, as the embedded one does.
+        if self._closed:
+            raise StoreUnavailable("the Redis store is closed")
+        return self._redis
+
     async def _call(
         self, script: str, keys: Sequence[str], args: Sequence[str | int]
     ) -> Any:
         """Run one of the Lua scripts with the key base and channel prepended."""
+        self._client()  # a closed store fails before the script reconnects
         with _translate_errors():
             return await self._scripts[script](
                 keys=keys, args=[self.base, self.channel, *args]
@@ -1100,7 +1110,7 @@ class RedisStore(Store):
         with _translate_errors():
             fields = cast(
                 "dict[str, str]",
-                await self._redis.hgetall(self._key(kind + ":", ident)),
+                await self._client().hgetall(self._key(kind + ":", ident)),
             )
         if not fields:
             raise NotFound(kind, ident)
@@ -1111,7 +1121,7 @@ class RedisStore(Store):
     ) -> None:
         """Write an object's hash and its id indexes in one MULTI transaction."""
         with _translate_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._client().pipeline(transaction=True) as pipe:
                 self._queue_add_object(pipe, kind, ident, fields, account_id)
                 await pipe.execute()
 
@@ -1135,7 +1145,7 @@ class RedisStore(Store):
         """Apply ``update`` once under WATCH; None when the trunk changed meanwhile."""
         key = self._key("trunk:", trunk_id)
         with _translate_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._client().pipeline(transaction=True) as pipe:
                 await pipe.watch(key, key + ":secret")
                 fields = cast("dict[str, str]", await pipe.hgetall(key))
                 if not fields:
@@ -1215,7 +1225,7 @@ class RedisStore(Store):
         if len(indexes) == 1:
             return indexes[0]
         with _translate_errors():
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with self._client().pipeline(transaction=False) as pipe:
                 for index in indexes:
                     pipe.zcard(index)
                 sizes = await pipe.execute()

@@ -877,6 +877,25 @@ async def test_ping_succeeds_on_a_working_store(store: Store) -> None:
     await store.ping()
 
 
+async def test_a_closed_store_is_unavailable(backend: Backend) -> None:
+    store = await backend.connect()
+    await store.ping()
+    await store.close()
+
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.route(NUMBER_A),
+        store.ping,
+        store.list_pipes,
+        lambda: store.get_trunk("trunk_x"),
+        lambda: store.update_trunk("trunk_x", name="x"),
+        lambda: store.trunk_credentials("trunk_x"),
+        lambda: store.get_call(CALL_ID),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailable):
+            await call()
+
+
 # -- trunk credentials -----------------------------------------------------------------
 
 TRUNK_USER = "carrier-user"
@@ -1876,16 +1895,6 @@ async def test_embedded_store_on_a_file_that_is_not_a_database_is_unavailable(
 
     with pytest.raises(StoreUnavailable):
         await EmbeddedStore.open(path)
-
-
-async def test_closed_embedded_store_is_unavailable(tmp_path: Path) -> None:
-    store = await EmbeddedStore.open(tmp_path / "router.db")
-    await store.close()
-
-    with pytest.raises(StoreUnavailable):
-        await store.route(NUMBER_A)
-    with pytest.raises(StoreUnavailable):
-        await store.ping()
 
 
 async def test_embedded_store_upgrades_a_version_1_file_keeping_its_trunks(
