@@ -835,11 +835,7 @@ def check_trunk_fields(
         )
     if termination_uri is not None and not termination_uri.startswith(_SIP_SCHEMES):
         raise InvalidTrunk("termination_uri", f"{termination_uri!r} is not a sip: URI")
-    if not isinstance(register, bool):
-        raise InvalidTrunk("register", "must be true or false")
-    if register and termination_uri is None:
-        # RFC 3261 §10.2: a REGISTER goes to a registrar; the trunk must name one.
-        raise InvalidTrunk("register", "needs a termination_uri to register at")
+    _check_register(register, termination_uri)
     return Trunk(
         "",
         name,
@@ -851,6 +847,14 @@ def check_trunk_fields(
         username,
         register,
     )
+
+
+def _check_register(register: bool, termination_uri: str | None) -> None:
+    if not isinstance(register, bool):
+        raise InvalidTrunk("register", "must be true or false")
+    if register and termination_uri is None:
+        # RFC 3261 §10.2: a REGISTER goes to a registrar; the trunk must name one.
+        raise InvalidTrunk("register", "needs a termination_uri to register at")
 
 
 def check_trunk_kind(kind: TrunkType | str | None) -> TrunkType | None:
