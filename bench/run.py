@@ -100,6 +100,7 @@ class BenchConfig:
     window_s: float
     warmup_s: float
     late_ms: float = 40.0
+    drain_s: float = 1.0
     router_core: int | None = 0
     load_core: int | None = 1
     store: str = "embedded"
@@ -125,8 +126,9 @@ class BenchConfig:
             1.0,
             0,
             QUICK_STREAMS,
-            2.0,
+            1.0,
             0.5,
+            drain_s=0.5,
             retry_failures=False,
             profile=False,
             docs_path=None,
@@ -194,6 +196,7 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
         "streams": list(config.streams),
         "window_s": config.window_s,
         "warmup_s": config.warmup_s,
+        "drain_s": config.drain_s,
         "late_ms": config.late_ms,
         "router_core": config.router_core,
         "load_core": config.load_core,
@@ -302,6 +305,7 @@ def _load(config: BenchConfig, calls: int, rate: int) -> GeneratorLoad:
         rate=rate,
         window_s=config.window_s,
         warmup_s=config.warmup_s,
+        drain_s=config.drain_s,
         late_ms=config.late_ms,
     )
 

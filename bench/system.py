@@ -270,7 +270,7 @@ class Process:
             self._popen = subprocess.Popen(
                 command,
                 cwd=cwd,
-                env={**os.environ, **(env or {})},
+                env={**_inherited_environment(), **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -313,6 +313,12 @@ class Process:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _inherited_environment() -> dict[str, str]:
+    """This process's environment without ``ROUTER_*``: a developer's Redis URL
+    or config file must never reach a router the benchmark starts."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
 
 
 def wait_for_port(process: Process, port: int, *, tcp: bool) -> None:

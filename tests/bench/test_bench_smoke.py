@@ -1,0 +1,252 @@
+"""The benchmark's own code path, in its short form, plus its verdict rules.
+
+The end-to-end tests run ``bench.run`` the way ``python -m bench.run --quick``
+does (one low rate for calls per second, a handful of bridged calls, the
+compiled generator built with ``cc``) and check that every call went through
+and every stream came back. They never check a speed figure: a slow or busy
+machine passes, a broken benchmark or call path fails.
+
+The other tests feed the verdict rules and the report code made-up numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from bench.bridged import BridgedStep
+from bench.calls_per_second import RateStep
+from bench.generator import GeneratorLoad, run_generator
+from bench.peers import SippUas
+from bench.profile import top_frames
+from bench.report import DOCS_BEGIN, DOCS_END, format_report, update_docs
+from bench.run import BenchConfig, run_benchmark, write_results
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def needs_sipp_and_cc(test: F) -> F:
+    """Mark an end-to-end test that runs SIPp and the compiled generator."""
+    marks = [
+        pytest.mark.e2e,
+        pytest.mark.skipif(
+            shutil.which("sipp") is None, reason="sipp is not installed"
+        ),
+        pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc)"),
+    ]
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One short benchmark run, shared by the end-to-end checks below."""
+    config = BenchConfig.quick()
+    config.results_dir = tmp_path_factory.mktemp("results")
+    config.docs_path = None
+    config.streams = (4,)
+    return run_benchmark(config, say=lambda line: None)
+
+
+# -- the short run, end to end ------------------------------------------------------
+
+
+@needs_sipp_and_cc
+@pytest.mark.parametrize("answerer", ["router", "sipp_uas"])
+def test_quick_run_places_every_call_at_a_low_rate(
+    quick_results: dict[str, Any], answerer: str
+) -> None:
+    step = quick_results["calls_per_second"][answerer]["steps"][0]
+    assert step["exit_status"] == 0, step
+    assert step["successful"] == step["calls"] > 0, step
+    assert step["failed"] == 0, step
+
+
+@needs_sipp_and_cc
+@pytest.mark.parametrize("answerer", ["router", "relay"])
+def test_quick_run_answers_every_bridged_call_and_echoes_every_stream(
+    quick_results: dict[str, Any], answerer: str
+) -> None:
+    step = quick_results["bridged"][answerer]["steps"][0]
+    assert step["answered"] == step["calls"] == 4, step
+    assert step["failed"] == 0, step
+    assert step["calls_without_echo"] == 0, step
+    assert step["frames_sent"] > 0, step
+    assert step["frames_lost"] < step["frames_sent"], step
+    assert step["rss_loaded_kib"] > 0, step
+
+
+@needs_sipp_and_cc
+@pytest.mark.parametrize("answerer", ["router", "sipp_uas"])
+def test_quick_run_measures_setup_time_of_answered_calls(
+    quick_results: dict[str, Any], answerer: str
+) -> None:
+    setup = quick_results["setup_time"][answerer]
+    assert setup["answered"] == setup["calls"] > 0, setup
+    assert 0 < setup["p50_ms"] <= setup["p99_ms"] <= setup["max_ms"], setup
+
+
+@needs_sipp_and_cc
+def test_quick_run_writes_results_and_a_readable_report(
+    quick_results: dict[str, Any], tmp_path: Path
+) -> None:
+    path = write_results(quick_results, tmp_path)
+    again = write_results(quick_results, tmp_path)
+
+    saved = json.loads(path.read_text())
+    assert again != path, "a second run must not overwrite the first"
+    assert saved["machine"]["cores"] >= 1
+    assert saved["socket_buffers"]["rmem_max"] > 0
+    assert set(saved["figures"]) >= {"calls_per_second_ratio", "bridged_calls_ratio"}
+    report = format_report(saved)
+    assert "(a) answered calls per second" in report
+    assert "(b) bridged calls" in report
+
+
+@needs_sipp_and_cc
+def test_generator_counts_every_frame_lost_when_nothing_echoes(tmp_path: Path) -> None:
+    # SIPp's UAS without -rtp_echo answers but never returns audio.
+    load = GeneratorLoad(calls=3, rate=30, window_s=1.0, warmup_s=0.2, drain_s=0.3)
+    with SippUas(tmp_path, core=None) as silent:
+        report = run_generator(
+            silent.target, load, core=None, log_path=tmp_path / "g.log"
+        )
+
+    frames = report["frames"]
+    assert report["answered"] == 3
+    assert frames["sent"] > 0
+    assert frames["echoed"] == 0
+    assert frames["lost"] == frames["sent"]
+    assert frames["calls_without_echo"] == 3
+
+
+# -- verdict rules and report code, on made-up numbers ----------------------------
+
+
+def _rate_step(**changes: Any) -> RateStep:
+    values: dict[str, Any] = {
+        "rate": 100,
+        "calls": 500,
+        "successful": 500,
+        "failed": 0,
+        "retransmissions": 0,
+        "elapsed_s": 5.1,
+        "expected_s": 5.0,
+        "exit_status": 0,
+        "target_cpu_s": {"router": 2.0},
+        "caller_cpu_s": 0.5,
+        "udp_errors": {},
+    }
+    values.update(changes)
+    step = RateStep(**values)
+    step.judge()
+    return step
+
+
+def test_rate_step_holds_when_every_call_succeeds_on_schedule() -> None:
+    step = _rate_step()
+    assert step.holds, step.why_not
+
+
+def test_rate_step_fails_on_one_failed_call() -> None:
+    step = _rate_step(successful=499, failed=1, exit_status=1)
+    assert not step.holds
+    assert "1 of 500 calls failed" in step.why_not
+
+
+def test_rate_step_fails_past_one_retransmission_per_thousand_requests() -> None:
+    # 500 calls send 1,500 requests: 2 retransmissions are 0.13 %.
+    assert _rate_step(retransmissions=1).holds
+    assert not _rate_step(retransmissions=2).holds
+
+
+def test_rate_step_fails_when_calls_finish_late() -> None:
+    step = _rate_step(elapsed_s=6.0)
+    assert not step.holds
+    assert "took 6.00 s for 5.00 s" in step.why_not
+
+
+def _bridged_step(**changes: Any) -> BridgedStep:
+    values: dict[str, Any] = {
+        "calls": 100,
+        "answered": 100,
+        "failed": 0,
+        "frames_sent": 50_000,
+        "frames_lost": 0,
+        "frames_late": 0,
+        "calls_without_echo": 0,
+        "latency_p50_ms": 12.0,
+        "latency_p99_ms": 22.0,
+        "latency_max_ms": 30.0,
+        "window_s": 10.0,
+        "answerer_cpu_s": 5.0,
+        "helper_cpu_s": {"runner": 2.0},
+        "rss_idle_kib": 70_000,
+        "rss_loaded_kib": 75_000,
+        "core_busy": [0.7, 0.2],
+        "generator_cpu_s": 1.0,
+        "setup_p50_ms": 3.0,
+        "setup_p99_ms": 9.0,
+        "udp_errors": {},
+    }
+    values.update(changes)
+    step = BridgedStep(**values)
+    step.judge()
+    return step
+
+
+def test_bridged_step_figures_per_call() -> None:
+    step = _bridged_step()
+    assert step.holds, step.why_not
+    assert step.cpu_per_call == pytest.approx(0.005)  # 5 s over 10 s, 100 calls
+    assert step.rss_per_call_kib == pytest.approx(50.0)
+
+
+def test_bridged_step_fails_at_one_bad_frame_per_thousand() -> None:
+    assert _bridged_step(frames_lost=49).holds
+    assert not _bridged_step(frames_lost=25, frames_late=25).holds
+
+
+def test_bridged_step_fails_when_a_call_gets_no_echo() -> None:
+    step = _bridged_step(calls_without_echo=1)
+    assert not step.holds
+    assert "1 calls got no echo" in step.why_not
+
+
+def test_top_frames_ranks_own_and_total_time() -> None:
+    collapsed = "\n".join(
+        [
+            "MainThread;run (asyncio/runners.py:1);tick (/x/router/media/pacer.py:9) 6",
+            "MainThread;run (asyncio/runners.py:1);send (/x/router/runner/client.py:3) 3",
+            "MainThread;run (asyncio/runners.py:1) 1",
+        ]
+    )
+    samples, own, total = top_frames(collapsed)
+    assert samples == 10
+    assert own[0].function == "tick (router/media/pacer.py)"
+    assert own[0].self_share == pytest.approx(0.6)
+    assert total[0].function == "run (asyncio/runners.py)"
+    assert total[0].total_share == pytest.approx(1.0)
+
+
+def test_update_docs_replaces_only_the_results_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(
+        f"# Benchmarks\n\nBy hand.\n\n{DOCS_BEGIN}\nold\n{DOCS_END}\n\nAfter.\n"
+    )
+    monkeypatch.setattr("bench.report.results_markdown", lambda results, name: "new")
+
+    update_docs(docs, {}, "x.json")
+
+    text = docs.read_text()
+    assert "By hand." in text and "After." in text
+    assert "old" not in text
+    assert f"{DOCS_BEGIN}\n\nnew\n\n{DOCS_END}" in text
