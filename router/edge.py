@@ -131,7 +131,7 @@ class TrunkGate:
         if answer is None:
             raise self._challenge(now, stale=False)
         try:
-            credentials = await self.store.trunk_credentials(trunk.trunk_id)  # type: ignore[attr-defined]
+            credentials = await self.store.trunk_credentials(trunk.trunk_id)
         except StoreUnavailable:
             raise EdgeRejected(
                 503, "Service Unavailable", (("Retry-After", "5"),)

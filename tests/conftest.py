@@ -12,9 +12,16 @@ import os
 import pytest
 import redis
 
+from router.logs import configure_logging
+
 __all__ = ["redis_url"]
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+# Tests log as the router does in production (plain JSON lines); structlog's
+# unconfigured default renders tracebacks richly, which stalls the event loop
+# for a tenth of a second per logged exception and skews timing tests.
+configure_logging("info", "json")
 
 # Long enough for a loaded CI machine, short enough that a missing server fails fast.
 _PROBE_TIMEOUT_S = 2.0
