@@ -61,6 +61,7 @@ class BridgedStep:
     setup_p50_ms: float
     setup_p99_ms: float
     udp_errors: dict[str, int]
+    machine_busy_before: float = 0.0
     holds: bool = False
     why_not: str = ""
 

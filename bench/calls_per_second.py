@@ -29,6 +29,8 @@ from bench.system import (
     LOOPBACK,
     WANTED_SOCKET_BUFFER,
     BenchError,
+    core_busy_shares,
+    core_times,
     cpu_seconds,
     free_port_range,
     udp_error_counters,
@@ -78,6 +80,8 @@ class RateStep:
     target_cpu_s: dict[str, float]
     caller_cpu_s: float
     udp_errors: dict[str, int]
+    core_busy: list[float] = field(default_factory=list)
+    machine_busy_before: float = 0.0
     holds: bool = False
     why_not: str = ""
 
@@ -156,6 +160,7 @@ def run_rate_step(
     target_before = {name: cpu_seconds(pid) for name, pid in watch.items()}
     errors_before = udp_error_counters()
     children_before = _children_cpu()
+    cores_before = core_times()
     started = time.monotonic()
     status = _run_sipp(argv, workdir, timeout)
     elapsed = time.monotonic() - started
@@ -176,6 +181,7 @@ def run_rate_step(
         },
         caller_cpu_s=round(_children_cpu() - children_before, 2),
         udp_errors=_difference(udp_error_counters(), errors_before),
+        core_busy=core_busy_shares(cores_before, core_times()),
     )
     step.judge()
     return step

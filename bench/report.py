@@ -40,12 +40,21 @@ def _machine_line(results: dict[str, Any]) -> str:
     )
 
 
+def _other_load(core_busy: list[float], core: int | None, own: float) -> str:
+    """The share of the answerer's core used by programs outside the benchmark."""
+    if core is None or core >= len(core_busy):
+        return "-"
+    return f"{max(0.0, core_busy[core] - own):.0%}"
+
+
 def _rate_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
+    core = results["config"]["router_core"]
     for name, sweep in results["calls_per_second"].items():
         for step in sweep["steps"]:
             cpu = sum(step["target_cpu_s"].values())
             busy = cpu / max(step["elapsed_s"], 1e-9)
+            other = _other_load(step.get("core_busy", []), core, busy)
             rows.append(
                 [
                     name,
@@ -55,6 +64,7 @@ def _rate_rows(results: dict[str, Any]) -> list[list[str]]:
                     f"{step['retransmission_ratio']:.2%}",
                     f"{step['elapsed_s']:.2f}/{step['expected_s']:.2f}",
                     f"{busy:.0%}",
+                    other,
                     "yes" if step["holds"] else f"no: {step['why_not']}",
                 ]
             )
@@ -63,9 +73,12 @@ def _rate_rows(results: dict[str, Any]) -> list[list[str]]:
 
 def _bridged_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
+    core = results["config"]["router_core"]
     for name, sweep in results["bridged"].items():
         for step in sweep["steps"]:
-            helpers = sum(step["helper_cpu_s"].values()) / max(step["window_s"], 1e-9)
+            window = max(step["window_s"], 1e-9)
+            helpers = sum(step["helper_cpu_s"].values()) / window
+            own = step["answerer_cpu_s"] / window + helpers
             rows.append(
                 [
                     name,
@@ -76,7 +89,9 @@ def _bridged_rows(results: dict[str, Any]) -> list[list[str]]:
                     f"{step['latency_p50_ms']:.1f}",
                     f"{step['latency_p99_ms']:.1f}",
                     f"{step['cpu_per_call_percent']:.3f}",
+                    f"{step['answerer_cpu_s'] / window:.0%}",
                     f"{helpers:.0%}",
+                    _other_load(step["core_busy"], core, own),
                     f"{step['rss_per_call_kib']:.1f}",
                     "yes" if step["holds"] else f"no: {step['why_not']}",
                 ]
@@ -84,10 +99,13 @@ def _bridged_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+# "CPU" columns are shares of one core: the answerer's own process, the
+# helpers on its core (echo runner, Redis), and everything else on that core.
 RATE_HEADER = ["answerer", "calls/s", "calls", "ok", "retrans", "took/expected s"]
-RATE_HEADER += ["answerer CPU", "holds"]
+RATE_HEADER += ["answerer CPU", "other CPU", "holds"]
 BRIDGED_HEADER = ["answerer", "calls", "frames", "lost", "late", "p50 ms", "p99 ms"]
-BRIDGED_HEADER += ["CPU %/call", "runner CPU", "KiB/call", "holds"]
+BRIDGED_HEADER += ["CPU %/call", "answerer CPU", "runner CPU", "other CPU", "KiB/call"]
+BRIDGED_HEADER += ["holds"]
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:

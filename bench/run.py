@@ -52,6 +52,7 @@ from bench.system import (
     machine_info,
     raised_socket_buffers,
     rss_kib,
+    wait_until_quiet,
 )
 
 __all__ = ["BenchConfig", "Targets", "main", "run_benchmark"]
@@ -108,6 +109,8 @@ class BenchConfig:
     retry_failures: bool = True
     profile: bool = True
     profile_s: float = 10.0
+    quiet_threshold: float = 0.15
+    quiet_wait_s: float = 20.0
     results_dir: Path = RESULTS_DIR
     docs_path: Path | None = DOCS_PATH
     targets: Targets = field(default_factory=Targets)
@@ -129,6 +132,7 @@ class BenchConfig:
             1.0,
             0.5,
             drain_s=0.5,
+            quiet_wait_s=0.0,
             retry_failures=False,
             profile=False,
             docs_path=None,
@@ -203,6 +207,8 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
         "store": config.store,
         "router_log_level": config.log_level,
         "retry_failures": config.retry_failures,
+        "quiet_threshold": config.quiet_threshold,
+        "quiet_wait_s": config.quiet_wait_s,
     }
 
 
@@ -234,7 +240,8 @@ def _sweep_rates(
     say: Callable[[str], None],
 ) -> RateSweep:
     def step(rate: int, attempt: int) -> RateStep:
-        return run_rate_step(
+        busy = _settle(config, say)
+        result = run_rate_step(
             target,
             rate,
             step_s=config.step_s,
@@ -243,10 +250,19 @@ def _sweep_rates(
             workdir=workdir / f"{name}-{rate}-{attempt}",
             watch=pids,
         )
+        result.machine_busy_before = busy
+        return result
 
     return sweep_rates(
         name, config.rates, step, retry_failures=config.retry_failures, report=say
     )
+
+
+def _settle(config: BenchConfig, say: Callable[[str], None]) -> float:
+    """Wait (a while) for other programs to leave the cores; return their share."""
+    if config.quiet_wait_s <= 0:
+        return 0.0
+    return wait_until_quiet(config.quiet_threshold, config.quiet_wait_s, say)
 
 
 def _router(config: BenchConfig, workdir: Path, max_streams: int) -> RouterUnderTest:
@@ -274,14 +290,20 @@ def _measure_bridged(
     sweeps = {}
 
     def router_step(calls: int, attempt: int) -> BridgedStep:
-        return _router_bridged_step(
+        busy = _settle(config, say)
+        step = _router_bridged_step(
             config, workdir / f"router-{calls}-{attempt}", calls, router_rate
         )
+        step.machine_busy_before = busy
+        return step
 
     def relay_step(calls: int, attempt: int) -> BridgedStep:
-        return _relay_bridged_step(
+        busy = _settle(config, say)
+        step = _relay_bridged_step(
             config, workdir / f"relay-{calls}-{attempt}", calls, relay_rate
         )
+        step.machine_busy_before = busy
+        return step
 
     for name, step in (("router", router_step), ("relay", relay_step)):
         sweeps[name] = sweep_streams(
@@ -367,6 +389,7 @@ def _measure_setup_time(
     say("(c) set-up time INVITE -> 200 at half the highest held rate")
     results: dict[str, Any] = {}
     for name, sweep in rates.items():
+        busy = _settle(config, say)
         rate = max(1, (sweep.max_held or min(config.rates)) // 2)
         calls = max(10, round(rate * config.step_s))
         load = GeneratorLoad(calls=calls, rate=rate, media=False, hold_s=0.0)
@@ -391,6 +414,7 @@ def _measure_setup_time(
             "p99_ms": round(setup["p99"] / 1000, 3),
             "max_ms": round(setup["max"] / 1000, 3),
             "retransmissions": report["sip"]["retransmissions"],
+            "machine_busy_before": busy,
         }
         say(
             f"  {name}: {rate}/s, p50 {results[name]['p50_ms']} ms, "

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +28,8 @@ __all__ = [
     "BenchError",
     "BufferSettings",
     "Process",
+    "core_busy_shares",
+    "core_times",
     "cpu_seconds",
     "free_port_range",
     "free_tcp_port",
@@ -39,6 +41,7 @@ __all__ = [
     "temporary_sysctl",
     "udp_error_counters",
     "wait_for_port",
+    "wait_until_quiet",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -63,6 +66,8 @@ PORT_ATTEMPTS = 200
 # How long a process gets to exit after SIGTERM before it is killed.
 STOP_GRACE_S = 5.0
 PORT_WAIT_S = 15.0
+# How long each look at the machine's load lasts.
+QUIET_PROBE_S = 1.0
 
 
 class BenchError(Exception):
@@ -206,6 +211,52 @@ def udp_error_counters() -> dict[str, int]:
         "rcvbuf_errors": int(values.get("RcvbufErrors", 0)),
         "sndbuf_errors": int(values.get("SndbufErrors", 0)),
     }
+
+
+def core_times() -> list[tuple[int, int]]:
+    """(busy, total) jiffies of each core since boot, from /proc/stat (proc(5))."""
+    times = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        if not line.startswith("cpu") or not line[3:4].isdigit():
+            continue
+        # user nice system idle iowait irq softirq steal
+        values = [int(value) for value in line.split()[1:9]]
+        busy = sum(values) - values[3] - values[4]
+        times.append((busy, sum(values)))
+    return times
+
+
+def core_busy_shares(
+    before: list[tuple[int, int]], after: list[tuple[int, int]]
+) -> list[float]:
+    """The share of each core that was busy between two :func:`core_times`."""
+    shares = []
+    for (busy0, total0), (busy1, total1) in zip(before, after, strict=False):
+        shares.append(round((busy1 - busy0) / max(1, total1 - total0), 3))
+    return shares
+
+
+def wait_until_quiet(
+    threshold: float, timeout_s: float, say: Callable[[str], None]
+) -> float:
+    """Wait until the machine's cores are at most ``threshold`` busy (on average
+    over one second), or ``timeout_s`` passed; return the last share measured.
+
+    Other programs on the machine take cores from the answerer and the load
+    generator alike; the figures are only worth comparing on a quiet machine.
+    """
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        before = core_times()
+        time.sleep(QUIET_PROBE_S)
+        shares = core_busy_shares(before, core_times())
+        busy = sum(shares) / max(1, len(shares))
+        if busy <= threshold or time.monotonic() >= deadline:
+            return round(busy, 3)
+        if not told:
+            say(f"waiting for a quieter machine: cores {busy:.0%} busy")
+            told = True
 
 
 # -- processes ---------------------------------------------------------------------
