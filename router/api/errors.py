@@ -13,6 +13,7 @@ traceback and answered with a bare 500, never with the traceback.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import structlog
@@ -230,8 +231,13 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception(
-                "api_internal_error", method=scope["method"], path=scope["path"]
+            # A plain traceback, formatted here: renderers that show local variables
+            # (rich's, in a terminal) could otherwise print a request's password.
+            log.error(
+                "api_internal_error",
+                method=scope["method"],
+                path=scope["path"],
+                traceback=traceback.format_exc(),
             )
             if started:
                 raise

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 
 from router.api.app import MAX_BODY_BYTES, create_app
 from router.api.server import ApiServer
@@ -775,3 +776,25 @@ async def test_stop_closes_the_listener(store: Store) -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as http:
             await http.get(f"http://{LOOPBACK}:{port}/healthz")
+
+
+async def test_a_password_in_a_failing_request_does_not_reach_the_log(
+    http: httpx.AsyncClient, api: Api, acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trunk = await acme.client.trunks.create(name="t", username="u", password="first")
+
+    async def broken(trunk_id: str, **changes: Any) -> None:
+        raise RuntimeError("update failed")
+
+    monkeypatch.setattr(api.store, "update_trunk", broken)
+    with structlog.testing.capture_logs() as logged:
+        response = await http.patch(
+            f"/v1/trunks/{trunk.trunk_id}",
+            headers=bearer(acme.api_key),
+            json={"password": "hunter2-in-flight"},
+        )
+
+    assert response.status_code == 500
+    assert [entry["event"] for entry in logged] == ["api_internal_error"]
+    assert "update failed" in logged[0]["traceback"]
+    assert "hunter2" not in repr(logged)
