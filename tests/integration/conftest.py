@@ -7,7 +7,6 @@ keys are all deleted afterwards, so tests can share one Redis server.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -26,6 +25,7 @@ from router.numbers.store import Store
 from router.runner.echo import EchoRunner, serve_echo_runner
 from router.server import SipRouter
 from router.settings import Settings
+from tests.integration.sipua import wait_until
 
 __all__ = [
     "Backend",
@@ -173,17 +173,16 @@ class RouterEnv:
             and self.runner.sessions == 0
         )
 
+    def describe(self) -> str:
+        """What is still held, for a failure message."""
+        return (
+            f"calls={self.sip.active_calls} ports={self.sip.port_pool.in_use} "
+            f"runner={self.runner.sessions}"
+        )
+
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until every call has released its port and runner stream."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self.is_idle():
-            if loop.time() > deadline:
-                raise AssertionError(
-                    f"router not idle after {timeout}s: calls={self.sip.active_calls} "
-                    f"ports={self.sip.port_pool.in_use} runner={self.runner.sessions}"
-                )
-            await asyncio.sleep(0.01)
+        await wait_until(self.is_idle, timeout, what=self.describe)
 
 
 RouterEnvFactory = Callable[..., Awaitable[RouterEnv]]

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "BIND_ATTEMPTS",
     "DEFAULT_TIMEOUT",
     "Channel",
     "Received",
@@ -29,10 +30,20 @@ __all__ = [
     "SdpAnswer",
     "SipMessage",
     "SipUA",
+    "TcpChannel",
     "UacCall",
+    "build_message",
+    "expect_rejection",
+    "header_param",
+    "is_voice",
     "parse_sdp_answer",
     "parse_sip",
+    "place_call",
     "sdp_offer",
+    "uri_of",
+    "voice_frame",
+    "voice_payloads",
+    "wait_until",
 ]
 
 # Seconds a test waits for something the router should send promptly. Generous,
@@ -769,17 +780,21 @@ async def _wait_set(event: asyncio.Event, timeout: float) -> None:
 
 
 async def wait_until(
-    condition: Callable[[], bool], timeout: float = DEFAULT_TIMEOUT, what: str = ""
+    condition: Callable[[], bool],
+    timeout: float = DEFAULT_TIMEOUT,
+    what: Callable[[], str] | None = None,
 ) -> None:
     """Poll ``condition`` every 10 ms until it holds.
 
     Raises:
-        AssertionError: it did not hold within ``timeout`` seconds.
+        AssertionError: it did not hold within ``timeout`` seconds; ``what()``
+            describes the state then.
     """
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {what or condition}")
+            state = what() if what is not None else repr(condition)
+            raise AssertionError(f"not true within {timeout}s: {state}")
         await asyncio.sleep(0.01)
 
 
