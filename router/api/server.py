@@ -52,6 +52,9 @@ class _RouterOwnedSignals(uvicorn.Server):
         """Install nothing: SIGINT and SIGTERM stop the whole router, not just HTTP."""
         yield
 
+    def install_signal_handlers(self) -> None:
+        """Install nothing (the hook's name in uvicorn releases before 0.29)."""
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start serving, then tell :meth:`ApiServer.start` that we listen."""
         await super().startup(sockets=sockets)
