@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from router.numbers.models import NumberStatus
 from router.sip.transaction import Timers
 from tests.integration.conftest import RouterEnv, RouterEnvFactory
@@ -308,16 +310,28 @@ def raw_request(ua: SipUA, method: str, *, omit: str = "", **replace: str) -> by
     return ("\r\n".join([*lines, "Content-Length: 0"]) + "\r\n\r\n").encode()
 
 
-async def test_cseq_method_mismatch_is_answered_400_naming_cseq(
-    router_env: RouterEnv,
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("CSeq", "1 BYE"),  # RFC 3261 §8.1.1.5: the method must match
+        ("Max-Forwards", "many"),
+        ("Contact", "<sip:@@@"),
+    ],
+)
+async def test_bad_header_is_answered_400_naming_it_and_no_call_starts(
+    router_env: RouterEnv, header: str, value: str
 ) -> None:
     ua = await SipUA.start()
-    Channel(ua, router_env.address).send(raw_request(ua, "INVITE", CSeq="1 BYE"))
+    bad = raw_request(ua, "INVITE", **{header.replace("-", "_"): value})
+    Channel(ua, router_env.address).send(bad)
 
-    answer = await ua.response(400, "BYE")
+    answer = await ua.expect(lambda m: m.status >= 300)
 
-    assert "cseq" in answer.reason.lower()
-    assert router_env.sip.active_calls == 0
+    assert answer.message.status == 400
+    assert header.lower() in answer.message.reason.lower()
+    assert ua.pending(lambda m: m.status == 180) == []
+    await router_env.wait_idle()
+    assert router_env.runner.starts == []
 
 
 async def test_unanswerable_requests_are_dropped_and_router_keeps_working(
