@@ -133,6 +133,7 @@ class Call:
         self.task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._session_expiry: asyncio.TimerHandle | None = None
+        self._hangup_after_ack: str | None = None
         request = invite.request
         self.log = structlog.get_logger("router.call").bind(
             call_id=self.call_id, sip_call_id=request.call_id
@@ -329,6 +330,8 @@ class Call:
                 return
             self.media.configure(audio)
         self._set_state(CallState.CONFIRMED)
+        if self._hangup_after_ack is not None:
+            self._spawn_end(self._hangup_after_ack, send_bye=True)
 
     def on_ack_timeout(self) -> None:
         """No ACK in 64*T1: end the call with a BYE (§13.3.1.4)."""
@@ -479,7 +482,11 @@ class Call:
             self._spawn_end("rtp-timeout", send_bye=True)
 
     def _runner_closed(self, reason: str) -> None:
-        if self.state in (CallState.ANSWERED, CallState.CONFIRMED):
+        if self.state is CallState.ANSWERED:
+            # RFC 3261 §15: no BYE before the ACK for our 2xx; on_ack sends it
+            # (or on_ack_timeout, when the ACK never comes).
+            self._hangup_after_ack = "runner-hangup"
+        elif self.state is CallState.CONFIRMED:
             self._spawn_end("runner-hangup", send_bye=True)
         # While ringing, open() raises RunnerUnavailable and the set-up answers 480.
 

@@ -28,6 +28,7 @@ from tests.integration.sipua import (
     uri_of,
     voice_frame,
     voice_payloads,
+    wait_until,
 )
 
 # The fixture's ringing timeout (seconds to reach the runner).
@@ -112,6 +113,28 @@ async def test_runner_hangup_sends_bye_to_caller_contact_in_dialog(
     await router_env.wait_idle()
     await asyncio.sleep(0.7)  # past T1: an answered BYE is not sent again
     assert ua.pending(lambda m: m.is_request and m.method == "BYE") == []
+
+
+async def test_runner_hanging_up_before_our_200_is_acked_waits_for_the_ack_to_bye(
+    router_env: RouterEnv,
+) -> None:
+    number = await router_env.add_number("hangup_after=0")
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, number=number, sdp=sdp_offer(rtp.port))
+    Channel(ua, router_env.address).send(call.invite())
+    ok = await ua.response(200)
+    await wait_until(lambda: router_env.runner.sessions == 0)  # it has hung up
+
+    await ua.response(200)  # the 2xx again (§13.3.1.4): still not acknowledged
+    # RFC 3261 §15: the callee must not send BYE before the ACK for its 2xx.
+    assert ua.pending(lambda m: m.is_request and m.method == "BYE") == []
+    call.confirm(ok)
+    Channel(ua, router_env.address).send(call.ack(ok))
+    bye = await ua.request("BYE")
+
+    assert bye.message.call_id == call.call_id
+    ua.answer(bye)
+    await router_env.wait_idle()
 
 
 async def test_unanswered_bye_is_retransmitted_timer_e(router_env: RouterEnv) -> None:
