@@ -94,7 +94,11 @@ class SipRouter:
         self.counters: Counter[str] = Counter()
         self.port = config.sip_port
         self.draining = False
-        self._timer: asyncio.TimerHandle | None = None
+        # The deadline the timer was set for, kept here: uvloop's handles round
+        # when() to the millisecond, and a deadline already past gets a plain
+        # Handle with no when() at all.
+        self._timer: asyncio.Handle | None = None
+        self._timer_deadline: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ---------------------------------------------------------
@@ -348,12 +352,13 @@ class SipRouter:
     def _reschedule(self) -> None:
         deadline = self.layer.next_deadline()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
+            if deadline is not None and self._timer_deadline == deadline:
                 return
             self._timer.cancel()
             self._timer = None
         if deadline is not None and self._loop is not None:
             self._timer = self._loop.call_at(deadline, self._fire_timers)
+            self._timer_deadline = deadline
 
     def _fire_timers(self) -> None:
         self._timer = None
