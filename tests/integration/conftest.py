@@ -3,6 +3,10 @@
 ``backend`` is parametrised over both. Each test gets a store of its own: a SQLite file
 in the test's temporary directory, or a Redis key prefix with random characters whose
 keys are all deleted afterwards, so tests can share one Redis server.
+
+``router_env`` (and ``make_router_env``, for other settings) runs a whole router on
+127.0.0.1 for call-flow tests: a free SIP port, a small RTP range, an embedded store
+and the echo runner, with one number attached to a pipe on that runner.
 """
 
 from __future__ import annotations

@@ -642,7 +642,8 @@ async def test_no_rtp_after_ack_ends_call_with_bye_after_rtp_timeout(
 
     bye = await ua.request("BYE")
 
-    assert 0.9 <= asyncio.get_running_loop().time() - acked <= 3.0
+    # The clock starts when media is set up, just before our 200.
+    assert 0.5 <= asyncio.get_running_loop().time() - acked <= 3.0
     assert bye.message.call_id == call.call_id
     ua.answer(bye)
     await env.wait_idle()
