@@ -19,24 +19,33 @@ sessions. :class:`SeededStore` seeds a store file through the command line.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.e2e.harness import (
     LOOPBACK,
+    SIPP_SCENARIOS,
     HarnessError,
     LoopbackNamespace,
+    MatchResult,
+    audio_matches,
+    correlate_pcm,
+    decode_g711,
     free_port_range,
 )
 
@@ -45,17 +54,21 @@ __all__ = [
     "HANGUP_NUMBER",
     "SLOW_NUMBER",
     "UNKNOWN_NUMBER",
+    "EchoMeasures",
     "EchoRunnerProcess",
     "RouterProcess",
     "RouterUnderTest",
     "SeededStore",
     "Service",
     "echo_runner",
+    "g711_reference",
+    "measure_echo",
     "router",
     "running_echo_runner",
     "running_router",
     "sip_router_command",
     "subprocess_environment",
+    "ulaw_bytes",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +102,13 @@ POLL_INTERVAL_S = 0.05
 RTP_PORT_COUNT = 16
 # Lines of a process's log quoted in a failure message.
 LOG_TAIL_CHARS = 4000
+# Speech is correlated in chunks of 0.5 s (at 8 kHz): long enough to find its place
+# in the echo, short enough that one 20 ms slip of the far end's timing spoils
+# only the chunk it falls in.
+CHUNK_SAMPLES = 4000
+# ... and looked for within 100 ms of where the whole speech lines up: room for a
+# few such slips.
+CHUNK_SLACK_SAMPLES = 800
 
 
 # ---------------------------------------------------------------------------
@@ -120,6 +140,75 @@ def subprocess_environment(**settings: str) -> dict[str, str]:
     env["ROUTER_LOG_FORMAT"] = "json"
     env.update(settings)
     return env
+
+
+# ---------------------------------------------------------------------------
+# Echoed audio
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EchoMeasures:
+    """How much of the sent speech came back, by two measures.
+
+    ``match`` counts the speech frames found byte-identical and in order, which a
+    frame inserted or dropped on the way (a late packet at one end, a jitter
+    buffer at the other) does not disturb. ``chunk_correlations`` are those of
+    each 0.5 s of the sent audio at its own best place in the received audio;
+    their median stays high through such a slip, where the correlation of the
+    whole at one lag (``match.correlation``) drops.
+    """
+
+    match: MatchResult
+    chunk_correlations: list[float]
+
+    @property
+    def median_correlation(self) -> float:
+        """The median of the chunk correlations."""
+        return statistics.median(self.chunk_correlations)
+
+    def __str__(self) -> str:
+        chunks = ", ".join(f"{c:.2f}" for c in self.chunk_correlations)
+        return f"{self.match}; chunk correlations [{chunks}]"
+
+
+def measure_echo(
+    sent: Sequence[bytes], received: Sequence[bytes], *, law: str = "pcmu"
+) -> EchoMeasures:
+    """Compare received G.711 payloads with the sent frames (see EchoMeasures)."""
+    match = audio_matches(sent, received, law=law)
+    lag = match.offset if match.offset is not None else match.correlation.lag
+    sent_samples = decode_g711(b"".join(sent), law)
+    received_samples = decode_g711(b"".join(received), law)
+    chunks = []
+    for start in range(0, len(sent_samples) - CHUNK_SAMPLES // 2, CHUNK_SAMPLES):
+        # Look for each chunk near where the whole lines up, give or take a few
+        # frames, so the search cannot settle on a look-alike elsewhere.
+        low = max(0, start + lag - CHUNK_SLACK_SAMPLES)
+        high = start + lag + CHUNK_SAMPLES + CHUNK_SLACK_SAMPLES
+        chunk = sent_samples[start : start + CHUNK_SAMPLES]
+        chunks.append(correlate_pcm(chunk, received_samples[low:high]).coefficient)
+    return EchoMeasures(match, chunks)
+
+
+@functools.cache
+def g711_reference() -> ModuleType:
+    """Import sipp-scenarios/make_speech_pcap.py, a G.711 encoder independent of ours."""
+    path = SIPP_SCENARIOS / "make_speech_pcap.py"
+    spec = importlib.util.spec_from_file_location("make_speech_pcap", path)
+    if spec is None or spec.loader is None:
+        raise HarnessError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is built.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def ulaw_bytes(samples: Sequence[int]) -> bytes:
+    """Encode 16-bit samples as μ-law; exact for samples decoded from μ-law."""
+    encode = g711_reference().linear_to_ulaw
+    return bytes(encode(sample) for sample in samples)
 
 
 # ---------------------------------------------------------------------------

@@ -18,16 +18,20 @@ from tests.e2e.conftest import (
     EchoRunnerProcess,
     RouterProcess,
     SeededStore,
+    measure_echo,
     running_echo_runner,
     running_router,
+    ulaw_bytes,
 )
 from tests.e2e.harness import (
     LOOPBACK,
+    SPEECH_PCMU_PCAP,
     BaresipAgent,
     LoopbackNamespace,
     baresip_available,
     correlate_pcm,
     namespace_available,
+    read_pcap_rtp_payloads,
     speech_samples,
 )
 
@@ -49,7 +53,10 @@ SAMPLE_RATE = 8000
 MIN_RECEIVED_SAMPLES = 4 * SAMPLE_RATE
 # 20 ms frames the router must have carried each way: 4 s of the 4.3 s of speech.
 MIN_FRAMES = 200
-# What baresip hears must be what it sent, sample for sample once aligned.
+# What baresip hears must be what it sent: nearly every 20 ms frame of the speech,
+# sample for sample once aligned. (baresip's own audio source may send a packet late
+# on a busy machine, which shifts the echo by a frame; the measures allow for that.)
+MIN_IDENTICAL_FRACTION = 0.9
 MIN_CORRELATION = 0.99
 # Unrelated audio leaves the correlation near zero.
 MAX_UNRELATED_CORRELATION = 0.3
@@ -101,10 +108,17 @@ def test_baresip_call_is_answered_and_hears_its_own_speech(
     # Audio both ways: what baresip heard is what it sent.
     assert correlate_pcm(speech_samples(), result.sent).coefficient > MIN_CORRELATION
     assert len(result.received) > MIN_RECEIVED_SAMPLES
-    heard = correlate_pcm(result.sent, result.received)
-    assert heard.coefficient > MIN_CORRELATION, heard
-    unrelated = correlate_pcm(result.sent[::-1], result.received)
-    assert unrelated.coefficient < MAX_UNRELATED_CORRELATION, unrelated
+    # baresip decodes μ-law exactly, so encoding its recording again gives the bytes.
+    received = [ulaw_bytes(result.received)]
+    heard = measure_echo(read_pcap_rtp_payloads(SPEECH_PCMU_PCAP), received)
+    assert heard.match.identical_fraction >= MIN_IDENTICAL_FRACTION, heard
+    assert heard.median_correlation >= MIN_CORRELATION, heard
+    backwards = ulaw_bytes(speech_samples()[::-1])
+    unrelated = measure_echo(
+        [backwards[i : i + 160] for i in range(0, len(backwards), 160)], received
+    )
+    assert unrelated.match.identical_frames == 0, unrelated
+    assert unrelated.median_correlation < MAX_UNRELATED_CORRELATION, unrelated
     # The router took baresip's RTP to the runner and the runner's media back.
     sessions = namespaced_router.events("runner session closed")
     assert len(sessions) == 1, namespaced_router.log_tail()
