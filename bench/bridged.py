@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.generator import GeneratorLoad, run_generator
+from bench.sweep import step_up
 from bench.system import udp_error_counters
 
 __all__ = [
@@ -186,25 +187,27 @@ def sweep_streams(
     run_step: Callable[[int, int], BridgedStep],
     *,
     retry_failures: bool = True,
+    refine_steps: int = 1,
     report: Callable[[str], None] = print,
 ) -> BridgedSweep:
-    """Step through ``counts`` until one fails (twice, with ``retry_failures``).
+    """Step through ``counts`` until one fails, then narrow in (see :mod:`bench.sweep`).
 
     ``run_step(calls, attempt)`` measures one step.
     """
-    sweep = BridgedSweep(answerer)
-    for calls in counts:
-        for _attempt in range(2 if retry_failures else 1):
-            step = run_step(calls, _attempt)
-            sweep.steps.append(step)
-            verdict = "holds" if step.holds else f"fails: {step.why_not}"
-            report(
-                f"  {answerer}: {calls} calls, latency p50 {step.latency_p50_ms} ms "
-                f"p99 {step.latency_p99_ms} ms, cpu {100 * step.cpu_per_call:.3f} %/call"
-                f" -> {verdict}"
-            )
-            if step.holds:
-                break
-        if not step.holds:
-            return sweep
-    return sweep
+
+    def tell(calls: int, step: BridgedStep) -> None:
+        verdict = "holds" if step.holds else f"fails: {step.why_not}"
+        report(
+            f"  {answerer}: {calls} calls, latency p50 {step.latency_p50_ms} ms "
+            f"p99 {step.latency_p99_ms} ms, cpu {100 * step.cpu_per_call:.3f} %/call"
+            f" -> {verdict}"
+        )
+
+    steps = step_up(
+        counts,
+        run_step,
+        retry_failures=retry_failures,
+        refine_steps=refine_steps,
+        on_step=tell,
+    )
+    return BridgedSweep(answerer, steps)

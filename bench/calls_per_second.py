@@ -11,7 +11,8 @@ core. A rate *holds* when
   allowance for process start-up) longer than ``calls / rate + pause``.
 
 The steps go up until a rate fails twice in a row (one failure is retried, so
-a single hiccup of a shared machine does not end the search early).
+a single hiccup of a shared machine does not end the search early), then two
+rates half-way between the last that held and the first that failed are tried.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.sweep import step_up
 from bench.system import (
     LOOPBACK,
     WANTED_SOCKET_BUFFER,
@@ -260,25 +262,26 @@ def sweep_rates(
     run_step: Callable[[int, int], RateStep],
     *,
     retry_failures: bool = True,
+    refine_steps: int = 2,
     report: Callable[[str], None] = print,
 ) -> RateSweep:
-    """Step through ``rates`` until one fails (twice, with ``retry_failures``).
+    """Step through ``rates`` until one fails, then narrow in (see :mod:`bench.sweep`).
 
     ``run_step(rate, attempt)`` measures one step.
     """
-    sweep = RateSweep(answerer)
-    for rate in rates:
-        attempts = 2 if retry_failures else 1
-        for attempt in range(attempts):
-            step = run_step(rate, attempt)
-            sweep.steps.append(step)
-            verdict = "holds" if step.holds else f"fails: {step.why_not}"
-            report(f"  {answerer}: {rate}/s x {step.calls} calls -> {verdict}")
-            if step.holds:
-                break
-        if not step.holds:
-            return sweep
-    return sweep
+
+    def tell(rate: int, step: RateStep) -> None:
+        verdict = "holds" if step.holds else f"fails: {step.why_not}"
+        report(f"  {answerer}: {rate}/s x {step.calls} calls -> {verdict}")
+
+    steps = step_up(
+        rates,
+        run_step,
+        retry_failures=retry_failures,
+        refine_steps=refine_steps,
+        on_step=tell,
+    )
+    return RateSweep(answerer, steps)
 
 
 def check_scenario() -> None:

@@ -24,6 +24,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -645,8 +646,15 @@ def _config_from(args: argparse.Namespace) -> BenchConfig:
     return config
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Leave through SystemExit, so every process the run started is stopped
+    # by its context manager and every kernel setting is put back.
+    sys.exit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark from the command line; return the exit status."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = _parser().parse_args(argv)
     config = _config_from(args)
     try:

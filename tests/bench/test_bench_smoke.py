@@ -26,6 +26,7 @@ from bench.peers import SippUas
 from bench.profile import top_frames
 from bench.report import DOCS_BEGIN, DOCS_END, format_report, update_docs
 from bench.run import BenchConfig, run_benchmark, write_results
+from bench.sweep import midpoint, step_up
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -250,3 +251,34 @@ def test_update_docs_replaces_only_the_results_block(
     assert "By hand." in text and "After." in text
     assert "old" not in text
     assert f"{DOCS_BEGIN}\n\nnew\n\n{DOCS_END}" in text
+
+
+class _Step:
+    def __init__(self, holds: bool) -> None:
+        self.holds = holds
+
+
+def test_sweep_retries_a_failure_then_narrows_in_between_held_and_failed() -> None:
+    tried: list[int] = []
+
+    def run_step(value: int, attempt: int) -> _Step:
+        tried.append(value)
+        return _Step(value <= 270)
+
+    steps = step_up(
+        [100, 200, 400, 600],
+        run_step,
+        retry_failures=True,
+        refine_steps=2,
+        on_step=lambda value, step: None,
+    )
+
+    assert tried == [100, 200, 400, 400, 300, 300, 250]
+    assert [step.holds for step in steps][-1] is True
+
+
+def test_midpoint_is_round_and_strictly_between() -> None:
+    assert midpoint(200, 400) == 300
+    assert midpoint(10_000, 12_000) == 11_000
+    assert midpoint(50, 100) == 75
+    assert midpoint(99, 100) is None
