@@ -88,6 +88,7 @@ async def test_basic_udp_call_echoes_audio_and_releases_everything_after_bye(
     assert bye_ok.call_id == call.call_id
     await router_env.wait_idle()
     assert len(router_env.runner.starts) == 1
+    assert ua.unparsable == []
 
 
 async def test_runner_hangup_sends_bye_to_caller_contact_in_dialog(
