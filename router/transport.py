@@ -16,6 +16,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 
@@ -118,13 +119,15 @@ class _TcpConnection(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
+        # A cast, not an isinstance check: uvloop's TCP transport (what
+        # `sip-router run` uses) has asyncio.Transport's methods without
+        # subclassing it.
+        stream = self.transport = cast(asyncio.Transport, transport)
+        host, port = stream.get_extra_info("peername")[:2]
         self.peer = Peer("TCP", host, port, connection=self)
         if not self.owner.add_connection(self):
             log.warning("tcp_connection_limit", peer=host)
-            transport.abort()
+            stream.abort()
             return
         self._touch()
 

@@ -125,10 +125,12 @@ def place_call(
     workdir: Path,
     *,
     watch: bool = False,
+    tcp: bool = False,
 ) -> PlacedCall:
     """Run one SIPp call to ``number``, capturing the RTP it receives.
 
-    With ``watch``, /v1/status is also read once the router reports the call.
+    With ``watch``, /v1/status is also read once the router reports the call;
+    with ``tcp``, SIPp sends its SIP over one TCP connection instead of UDP.
     """
     media_port = free_port_range(4)[0]
     started = time.monotonic()
@@ -138,9 +140,10 @@ def place_call(
             scenario,
             router.sip_target,
             service=number,
-            local_port=free_port_range(1)[0],
+            local_port=free_port_range(1, tcp=tcp)[0],
             media_port=media_port,
             timeout=SIPP_TIMEOUT_S,
+            extra=["-t", "t1"] if tcp else [],
             workdir=workdir,
         ) as sipp,
     ):
@@ -260,6 +263,20 @@ def test_pcma_only_offer_is_answered_in_pcma_and_hears_its_speech(
     assert len(call.packets) >= SPEECH_PACKETS
     assert_from_one_router_port(call, router.process, PCMA)
     assert_echo_of(measure_echo(through_ulaw(sent), call.payloads(), law="pcma"), call)
+    assert_idle(call, router.process)
+
+
+def test_call_over_tcp_is_answered_on_its_connection_and_echoed(
+    router: RouterUnderTest, tmp_path: Path
+) -> None:
+    sent = read_pcap_rtp_payloads(SPEECH_PCMU_PCAP)
+
+    call = place_call(router.process, "uac_call.xml", ECHO_NUMBER, tmp_path, tcp=True)
+
+    assert call.result.ok, f"{call.result.summary()}\n{router.process.log_tail()}"
+    # RFC 3261 §18.2.2: responses go back on the connection the request came on.
+    assert call.received()[-1] == "SIP/2.0 200 OK"
+    assert_echo_of(measure_echo(sent, call.payloads(), law="pcmu"), call)
     assert_idle(call, router.process)
 
 
