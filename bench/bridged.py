@@ -124,11 +124,18 @@ class BridgedSweep:
         held = [step for step in self.steps if step.holds]
         return max(held, key=lambda step: step.calls) if held else None
 
+    @property
+    def never_failed(self) -> bool:
+        """Every N tried held: the figure is a lower bound (the answerer's limit,
+        or the generator's, lies higher)."""
+        return bool(self.steps) and all(step.holds for step in self.steps)
+
     def as_dict(self) -> dict[str, Any]:
         """The sweep for the results file."""
         return {
             "answerer": self.answerer,
             "max_held_calls": self.max_held,
+            "never_failed": self.never_failed,
             "steps": [step.as_dict() for step in self.steps],
         }
 

@@ -127,11 +127,18 @@ class RateSweep:
         """The highest rate that held (0 if none did)."""
         return max((step.rate for step in self.steps if step.holds), default=0)
 
+    @property
+    def never_failed(self) -> bool:
+        """Every rate tried held: the figure is a lower bound (the answerer's
+        limit, or the caller's, lies higher)."""
+        return bool(self.steps) and all(step.holds for step in self.steps)
+
     def as_dict(self) -> dict[str, Any]:
         """The sweep for the results file."""
         return {
             "answerer": self.answerer,
             "max_held_rate": self.max_held,
+            "never_failed": self.never_failed,
             "steps": [step.as_dict() for step in self.steps],
         }
 
