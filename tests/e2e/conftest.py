@@ -329,6 +329,14 @@ class Service:
         """
         self._wait(lambda: bool(self.events(event)), f"log {event!r}", timeout)
 
+    def wait_for_output(self, text: str, timeout: float = START_TIMEOUT_S) -> None:
+        """Wait until the standard output contains ``text``.
+
+        Raises:
+            HarnessError: the process exited or the time ran out first.
+        """
+        self._wait(lambda: text in self.output(), f"output {text!r}", timeout)
+
     def _wait(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
         """Poll ``ready`` until true; raise if the process exits or time runs out."""
         deadline = time.monotonic() + timeout

@@ -75,7 +75,7 @@ MIN_IDENTICAL_FRACTION = 0.95
 MIN_CORRELATION = 0.99
 # Unrelated audio leaves the decoded correlation near zero: reversed speech and
 # noise measure < 0.3 here; the same words in the other G.711 law, read in the
-# wrong one, about 0.7.
+# wrong one, about 0.8.
 MAX_UNRELATED_CORRELATION = 0.3
 MAX_WRONG_LAW_CORRELATION = 0.9
 # How long the router gets to report the call as active once SIPp has started it.
@@ -223,7 +223,7 @@ def assert_from_one_router_port(
 
 
 # ---------------------------------------------------------------------------
-# (a) Speech is echoed back: PCMU and PCMA
+# Speech is echoed back: PCMU, PCMA, SIP over TCP
 # ---------------------------------------------------------------------------
 
 
@@ -302,7 +302,7 @@ def test_the_echo_does_not_match_other_audio(pcmu_call: PlacedCall) -> None:
 
 
 # ---------------------------------------------------------------------------
-# (b) unknown number, (c) CANCEL while ringing, (d) OPTIONS
+# Unknown number, CANCEL while ringing, OPTIONS
 # ---------------------------------------------------------------------------
 
 
@@ -353,7 +353,7 @@ def test_options_is_answered_200_with_allow(
 
 
 # ---------------------------------------------------------------------------
-# (e) Hang-up from either side leaves nothing behind
+# Hang-up from either side leaves nothing behind
 # ---------------------------------------------------------------------------
 
 
@@ -392,7 +392,7 @@ def test_runner_hangup_sends_bye_and_frees_the_call(
 
 
 # ---------------------------------------------------------------------------
-# (f) `sip-router demo`, called as it says
+# `sip-router demo`, called as it says
 # ---------------------------------------------------------------------------
 
 
@@ -444,6 +444,7 @@ def demo(tmp_path: Path) -> Iterator[RouterProcess]:
 
 
 def test_demo_answers_the_call_it_prints(demo: RouterProcess, tmp_path: Path) -> None:
+    demo.wait_for_output("Ctrl-C stops the demo")
     printed = printed_sipp_command(demo.output())
     assert printed.scenario == SIPP_SCENARIOS / "uac_call.xml"
     assert printed.target == demo.sip_target
