@@ -19,10 +19,10 @@ from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, open_store
 from router.records import CallRecorder, default_instance_id
 from router.server import RouterConfig, SipRouter
-from router.settings import Settings
+from router.settings import Settings, StartupError
 from router.transport import TransportLimits
 
-__all__ = ["Router", "run_until_signalled"]
+__all__ = ["Router", "StartupError", "run_until_signalled"]
 
 log = structlog.get_logger("router")
 
@@ -88,14 +88,26 @@ class Router:
         )
         await self.recorder.start()
         self.sip = SipRouter(config, self.store, self.lookup, self.recorder)
-        await self.sip.start()
+        try:
+            await self.sip.start()
+        except OSError as error:
+            raise StartupError(
+                f"cannot listen for SIP on {settings.bind}:{settings.sip_port} "
+                f"(ROUTER_BIND / ROUTER_SIP_PORT): {error.strerror or error}"
+            ) from None
         if settings.http_port:
             token = (
                 settings.api_token.get_secret_value() if settings.api_token else None
             )
             api = create_app(self.store, operator_token=token, sip=self.sip)
             self.http = ApiServer(api)
-            await self.http.start(settings.http_bind, settings.http_port)
+            try:
+                await self.http.start(settings.http_bind, settings.http_port)
+            except OSError as error:
+                raise StartupError(
+                    f"cannot listen for HTTP on {settings.http_bind}:{settings.http_port} "
+                    f"(ROUTER_HTTP_BIND / ROUTER_HTTP_PORT): {error.strerror or error}"
+                ) from None
         log.info(
             "router_started",
             bind=settings.bind,
@@ -143,7 +155,11 @@ async def run_until_signalled(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await router.start()
+    try:
+        await router.start()
+    except BaseException:
+        await router.stop()
+        raise
     if on_started is not None:
         on_started()
     try:

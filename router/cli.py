@@ -19,7 +19,7 @@ from typing import Any
 
 from router.cli_api import add_admin_commands, run_admin_command
 from router.logs import configure_logging
-from router.settings import ConfigError, Settings, load_settings
+from router.settings import ConfigError, Settings, StartupError, load_settings
 
 __all__ = ["main"]
 
@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"sip-router: {error}", file=sys.stderr)
         return 2
+    except StartupError as error:
+        print(f"sip-router: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

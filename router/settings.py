@@ -22,11 +22,21 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-__all__ = ["ConfigError", "Settings", "load_settings", "primary_address"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "StartupError",
+    "load_settings",
+    "primary_address",
+]
 
 
 class ConfigError(Exception):
     """A setting has a bad value; the message names the setting."""
+
+
+class StartupError(Exception):
+    """The router cannot start (a port is taken, …); the message names the setting."""
 
 
 class Settings(BaseSettings):
