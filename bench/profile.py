@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ __all__ = [
 SAMPLE_RATE = 100
 # Time py-spy gets to write its files after its own --duration.
 PY_SPY_GRACE_S = 30.0
+# Where the frames every sample passes through live (see _is_entry_frame).
+ENTRY_FILES: tuple[str, ...] = ("(<frozen runpy>)", "(router/cli.py)")
+ENTRY_FILES += ("(uvloop/__init__.py)",)
+ENTRY_FILES += ("(asyncio/runners.py)", "(asyncio/base_events.py)")
 # "function (path/to/file.py:123)" in py-spy's collapsed stacks.
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^()]*?)(?::\d+)?\)$")
 
@@ -163,13 +168,20 @@ def top_frames(
     if not samples:
         return 0, [], []
 
-    def share(counter: Counter[str]) -> list[FrameShare]:
+    def share(counter: Counter[str], skip: Callable[[str], bool]) -> list[FrameShare]:
+        ranked = [frame for frame, _ in counter.most_common() if not skip(frame)]
         return [
             FrameShare(frame, own[frame] / samples, under[frame] / samples)
-            for frame, _ in counter.most_common(top)
+            for frame in ranked[:top]
         ]
 
-    return samples, share(own), share(under)
+    return samples, share(own, lambda frame: False), share(under, _is_entry_frame)
+
+
+def _is_entry_frame(frame: str) -> bool:
+    """Frames every sample passes through (start-up, the event loop's run):
+    first in any ranking by total time, and telling nothing."""
+    return frame.endswith(ENTRY_FILES) or frame.startswith("<module>")
 
 
 def _readable(frame: str) -> str:
