@@ -16,7 +16,7 @@ from router.calls import CallConfig
 from router.edge import EdgePolicy
 from router.numbers.cache import CachedLookup, DirectLookup, Lookup
 from router.numbers.redis_store import RedisStore
-from router.numbers.store import Store, open_store
+from router.numbers.store import Store, StoreError, open_store
 from router.records import CallRecorder, default_instance_id
 from router.server import RouterConfig, SipRouter
 from router.settings import Settings, StartupError
@@ -46,12 +46,7 @@ class Router:
         """Open the store and bind SIP and HTTP."""
         settings = self.settings
         if self.store is None:
-            self.store = await open_store(
-                redis_url=settings.redis_url,
-                db_path=settings.db_path,
-                key_prefix=settings.redis_prefix,
-                call_retention_s=settings.call_retention_s,
-            )
+            self.store = await self._open_store()
         advertise = settings.advertised_address
         config = RouterConfig(
             bind=settings.bind,
@@ -125,6 +120,25 @@ class Router:
                 bind=settings.bind,
                 detail="any source may place calls; list trunks and turn this off",
             )
+
+    async def _open_store(self) -> Store:
+        settings = self.settings
+        where = (
+            "ROUTER_REDIS_URL / ROUTER_REDIS_PREFIX"
+            if settings.redis_url
+            else "ROUTER_DB_PATH"
+        )
+        try:
+            store = await open_store(
+                redis_url=settings.redis_url,
+                db_path=settings.db_path,
+                key_prefix=settings.redis_prefix,
+                call_retention_s=settings.call_retention_s,
+            )
+            await store.ping()
+        except (StoreError, ValueError, OSError) as error:
+            raise StartupError(f"cannot open the store ({where}): {error}") from None
+        return store
 
     def _lookup(self) -> Lookup:
         assert self.store is not None
