@@ -72,9 +72,10 @@ def _print_how_to_call(settings: Settings) -> str:
     text = (
         "\n  sip-router demo is running.\n"
         f"  Number {DEMO_NUMBER} is attached to pipe '{DEMO_PIPE_NAME}' (an echo runner).\n"
-        "  Call it with SIPp from another terminal; you hear your own audio back:\n\n"
-        f"    sipp -sf {scenario} -s {DEMO_NUMBER} {target}:{settings.sip_port} "
-        f"-i {target} -p 5070 -m 1\n\n"
+        "  Call it with SIPp from another terminal (as root: SIPp plays the recorded\n"
+        "  speech through a raw socket); the echo runner plays your audio back:\n\n"
+        f"    sipp -sf {scenario} -s {DEMO_NUMBER} {target}:{settings.sip_port} -m 1 \\\n"
+        f"         -i {target} -p 5070 -bind_local -mi {target} -mp 6000 -ci {target}\n\n"
         "  or point a softphone at "
         f"sip:{DEMO_NUMBER}@{target}:{settings.sip_port}. Ctrl-C stops the demo.\n"
     )

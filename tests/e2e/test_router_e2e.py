@@ -407,16 +407,20 @@ class PrintedCall:
 
 
 def printed_sipp_command(output: str) -> PrintedCall:
-    """Find the ``sipp …`` line in the demo's output and read its arguments."""
+    """Find the ``sipp …`` command in the demo's output and read its arguments."""
+    joined = output.replace("\\\n", " ")  # the command is continued with backslashes
     line = next(
-        line for line in output.splitlines() if line.strip().startswith("sipp ")
+        line for line in joined.splitlines() if line.strip().startswith("sipp ")
     )
     words = iter(shlex.split(line)[1:])
     options: dict[str, str] = {}
     targets = []
     for word in words:
-        # Every SIPp option in the printed line takes a value; the rest is the target.
-        if word.startswith("-"):
+        # Every SIPp option in the printed line takes a value but -bind_local; the
+        # rest is the target.
+        if word == "-bind_local":
+            options[word] = ""
+        elif word.startswith("-"):
             options[word] = next(words, "")
         else:
             targets.append(word)
