@@ -21,22 +21,29 @@ from typing import Protocol
 
 import structlog
 
+from router.call_dialog import (
+    SessionExpiry,
+    answer_in_dialog,
+    answer_reinvite,
+    dialog_error_headers,
+    refresh_session_timer,
+)
 from router.calls_sdp import AnswerBuilder, SdpRejected, is_sdp
 from router.edge import EdgeRejected, TrunkGate
 from router.media.ports import PortsExhausted
 from router.media.session import MediaSession
 from router.numbers.cache import Lookup
-from router.numbers.models import CallRecord, Route, Trunk
-from router.records import CallRecorder, ended_by_for, strip_url_secrets
+from router.numbers.models import Route, Trunk
+from router.records import CallRecorder, call_record
 from router.routing import (
     RETRY_AFTER_OVERLOAD,
     RouteRejected,
+    caller_number,
     dialed_number,
     find_route,
 )
 from router.runner.client import RunnerSession, RunnerUnavailable, StreamStart
 from router.sip.dialog import (
-    MIN_SESSION_EXPIRES,
     Dialog,
     DialogError,
     SessionTimer,
@@ -45,7 +52,6 @@ from router.sip.dialog import (
 from router.sip.errors import SipParseError
 from router.sip.message import Request, Response, make_response
 from router.sip.transaction import ServerTransaction
-from router.sip.uri import parse_name_address, parse_uri
 
 __all__ = ["Call", "CallConfig", "CallServices", "CallState", "Signalling"]
 
@@ -132,7 +138,9 @@ class Call:
         self.final_status: int | None = None
         self.task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
-        self._session_expiry: asyncio.TimerHandle | None = None
+        self.session_expiry = SessionExpiry(
+            lambda: self._spawn_end("session-expired", send_bye=True)
+        )
         self._hangup_after_ack: str | None = None
         request = invite.request
         self.log = structlog.get_logger("router.call").bind(
@@ -162,7 +170,7 @@ class Call:
             self._reject(400, error.reason)
         except DialogError as error:
             self._reject(
-                error.status, error.reason, headers=_dialog_error_headers(error)
+                error.status, error.reason, headers=dialog_error_headers(error)
             )
         except (RunnerUnavailable, TimeoutError) as error:
             self.log.info(
@@ -231,7 +239,7 @@ class Call:
         assert self.route is not None and self.route.pipe is not None
         params = {
             "to": to,
-            "from": _caller_number(request),
+            "from": caller_number(request),
             "pipe_id": self.route.pipe.pipe_id,
             "number_id": self.route.number.number_id,
             "sip_call_id": request.call_id,
@@ -252,14 +260,9 @@ class Call:
         self.dialog = Dialog.from_invite(
             request, self.local_tag, self.invite.peer.transport
         )
-        headers = self._dialog_headers()
+        # RFC 4028 §9: echo the interval and say who refreshes.
         timer = SessionTimer.from_request(request)
-        if timer is not None:
-            # RFC 4028 §9: echo the interval and say who refreshes.
-            self.dialog.session_timer = timer
-            headers.append(("Session-Expires", timer.header_value()))
-            headers.append(("Require", "timer"))
-            self._arm_session_timer(timer)
+        headers = self.dialog_headers() + refresh_session_timer(self, timer)
         response = make_response(
             request,
             200,
@@ -280,7 +283,8 @@ class Call:
             lambda: self._spawn_end("max-duration", send_bye=True),
         )
 
-    def _dialog_headers(self) -> list[tuple[str, str]]:
+    def dialog_headers(self) -> list[tuple[str, str]]:
+        """Headers of every 2xx we send in the dialog."""
         return [
             ("Contact", self.signalling.contact_header(self.invite.peer.transport)),
             ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"),
@@ -362,101 +366,11 @@ class Call:
 
     def on_reinvite(self, transaction: ServerTransaction) -> None:
         """A re-INVITE: hold, resume, codec change or session refresh (§14.2)."""
-        request = transaction.request
-        if self.dialog is None:
-            # §14.2: an INVITE on the early dialog, before our final response
-            # to the first one: 500 with a random Retry-After of 0-10 s.
-            response = make_response(request, 500, "Initial INVITE Pending")
-            response.headers.add("Retry-After", str(secrets.randbelow(11)))
-            self.signalling.respond(transaction, response)
-            return
-        assert (
-            self.dialog is not None
-            and self.answer is not None
-            and self.media is not None
-        )
-        try:
-            self.dialog.check_remote_cseq(request)
-            timer = SessionTimer.from_request(request)
-            audio = self.answer.answer_reoffer(
-                request.body if is_sdp(request) else None
-            )
-        except DialogError as error:
-            self._refuse(transaction, error)
-            return
-        except SdpRejected as error:
-            # RFC 3264 §6: rejecting the new offer leaves the old session as it was.
-            self._respond(transaction, error.status, error.reason)
-            return
-        self.dialog.update_target(request)
-        headers = self._dialog_headers() + self._refresh_session_timer(timer)
-        if audio is not None:
-            self.media.configure(audio)
-        response = make_response(
-            request,
-            200,
-            headers=headers,
-            body=self.answer.current_sdp(),
-            content_type="application/sdp",
-        )
-        self.signalling.respond(transaction, response)
-        self.log.info("call_reinvite", direction=audio.direction if audio else None)
+        answer_reinvite(self, transaction)
 
     def on_in_dialog_request(self, transaction: ServerTransaction) -> None:
-        """INFO, UPDATE without SDP and OPTIONS inside the dialog get a 200.
-
-        An UPDATE is a session refresh too (RFC 4028 §9), like a re-INVITE.
-        """
-        request = transaction.request
-        refresh = request.method == "UPDATE"
-        try:
-            if self.dialog is not None:
-                self.dialog.check_remote_cseq(request)
-            timer = SessionTimer.from_request(request) if refresh else None
-        except DialogError as error:
-            self._refuse(transaction, error)
-            return
-        if refresh and is_sdp(request):
-            # Limitation: an offer in UPDATE (RFC 3311) is declined with 488;
-            # the session carries on unchanged, as RFC 3264 requires.
-            self._respond(transaction, 488, "Not Acceptable Here")
-            return
-        headers = self._refresh_session_timer(timer) if refresh else []
-        response = make_response(request, 200, headers=headers)
-        self.signalling.respond(transaction, response)
-
-    def _refresh_session_timer(
-        self, timer: SessionTimer | None
-    ) -> list[tuple[str, str]]:
-        """Restart or stop the session timer on a refresh; return the 2xx headers.
-
-        RFC 4028 §9: the 2xx echoes Session-Expires and restarts the timer; a
-        refresh without Session-Expires gets a 2xx without one, which leaves
-        the session with no timer (§7.4), so ours stops too.
-        """
-        if self.dialog is None:
-            return []  # not answered yet: the 200 to the INVITE sets the timer
-        self.dialog.session_timer = timer
-        if timer is None:
-            if self._session_expiry is not None:
-                self._session_expiry.cancel()
-                self._session_expiry = None
-            return []
-        self._arm_session_timer(timer)
-        return [("Session-Expires", timer.header_value()), ("Require", "timer")]
-
-    def _refuse(self, transaction: ServerTransaction, error: DialogError) -> None:
-        response = make_response(transaction.request, error.status, error.reason)
-        for name, value in _dialog_error_headers(error):
-            response.headers.add(name, value)
-        self.signalling.respond(transaction, response)
-
-    def _respond(
-        self, transaction: ServerTransaction, status: int, reason: str | None = None
-    ) -> None:
-        self.signalling.respond(
-            transaction, make_response(transaction.request, status, reason)
-        )
+        """INFO, UPDATE and OPTIONS inside the dialog (see router.call_dialog)."""
+        answer_in_dialog(self, transaction)
 
     # -- media and runner callbacks (MediaEvents) ---------------------------
 
@@ -492,17 +406,6 @@ class Call:
 
     # -- timers -------------------------------------------------------------
 
-    def _arm_session_timer(self, timer: SessionTimer) -> None:
-        # RFC 4028 §10: without a refresh before the interval ends, the session
-        # is over; we BYE at the interval less min(32 s, interval/3).
-        if self._session_expiry is not None:
-            self._session_expiry.cancel()
-        grace = min(32.0, timer.interval / 3)
-        self._session_expiry = asyncio.get_running_loop().call_later(
-            timer.interval - grace,
-            lambda: self._spawn_end("session-expired", send_bye=True),
-        )
-
     def _call_later(self, seconds: float, callback: Callable[[], None]) -> None:
         self._timers.append(asyncio.get_running_loop().call_later(seconds, callback))
 
@@ -523,8 +426,7 @@ class Call:
         self._save_record()
         for handle in self._timers:
             handle.cancel()
-        if self._session_expiry is not None:
-            self._session_expiry.cancel()
+        self.session_expiry.cancel()
         if send_bye and was_answered and self.dialog is not None:
             self.signalling.send_in_dialog(self.dialog, "BYE")
         if self.task is not None and self.task is not asyncio.current_task():
@@ -537,30 +439,12 @@ class Call:
 
     def _save_record(self) -> None:
         recorder = self.services.recorder
-        if recorder is None or self.route is None or self.route.pipe is None:
-            return  # refused before routing: not a call anyone owns
-        number, pipe = self.route.number, self.route.pipe
-        reason = self.ended_reason if self.ended_at is not None else None
-        recorder.save(
-            CallRecord(
-                call_id=self.call_id,
-                account_id=number.account_id,
-                number=number.number,
-                number_id=number.number_id,
-                pipe_id=pipe.pipe_id,
-                runner_url=strip_url_secrets(pipe.runner_url),
-                caller=_caller_number(self.invite.request),
-                sip_call_id=self.invite.request.call_id,
-                trunk_id=self.trunk.trunk_id if self.trunk else None,
-                started_at=self.started_at,
-                answered_at=self.answered_at,
-                ended_at=self.ended_at,
-                final_status=self.final_status,
-                ended_by=ended_by_for(reason) if reason else None,
-                end_reason=reason,
-                instance=recorder.instance,
-            )
-        )
+        if (
+            recorder is not None
+            and self.route is not None
+            and self.route.pipe is not None
+        ):
+            recorder.save(call_record(self, recorder.instance))
 
     def _set_state(self, state: CallState, **fields: object) -> None:
         self.state = state
@@ -577,21 +461,3 @@ def _check_dialog_fields(invite: Request) -> None:
     if invite.contact is None:
         raise SipParseError("Missing Contact header")
     SessionTimer.from_request(invite)
-
-
-def _dialog_error_headers(error: DialogError) -> tuple[tuple[str, str], ...]:
-    # RFC 4028 §6: a 422 must carry Min-SE, so the caller can retry above it.
-    if error.status == 422:
-        return (("Min-SE", str(MIN_SESSION_EXPIRES)),)
-    return ()
-
-
-def _caller_number(request: Request) -> str:
-    """The caller's user part from P-Asserted-Identity, else From."""
-    try:
-        value = request.headers.get("P-Asserted-Identity")
-        address = parse_name_address(value) if value else request.from_
-        uri = parse_uri(address.uri)
-        return uri.user_number or ""
-    except SipParseError:
-        return ""

@@ -13,14 +13,25 @@ import contextlib
 import os
 import secrets
 import socket
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
 from router.numbers.models import CallEndedBy, CallRecord
 from router.numbers.store import Store, StoreError
+from router.routing import caller_number
 
-__all__ = ["CallRecorder", "default_instance_id", "strip_url_secrets"]
+if TYPE_CHECKING:
+    from router.calls import Call
+
+__all__ = [
+    "CallRecorder",
+    "call_record",
+    "default_instance_id",
+    "ended_by_for",
+    "strip_url_secrets",
+]
 
 log = structlog.get_logger("router.records")
 
@@ -103,3 +114,29 @@ def ended_by_for(reason: str) -> CallEndedBy:
     if reason == "runner-hangup":
         return CallEndedBy.RUNNER
     return CallEndedBy.ROUTER
+
+
+def call_record(call: Call, instance: str) -> CallRecord:
+    """The record of ``call`` as it stands now (the call must have been routed)."""
+    assert call.route is not None and call.route.pipe is not None
+    number, pipe = call.route.number, call.route.pipe
+    reason = call.ended_reason if call.ended_at is not None else None
+    request = call.invite.request
+    return CallRecord(
+        call_id=call.call_id,
+        account_id=number.account_id,
+        number=number.number,
+        number_id=number.number_id,
+        pipe_id=pipe.pipe_id,
+        runner_url=strip_url_secrets(pipe.runner_url),
+        caller=caller_number(request),
+        sip_call_id=request.call_id,
+        trunk_id=call.trunk.trunk_id if call.trunk else None,
+        started_at=call.started_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        final_status=call.final_status,
+        ended_by=ended_by_for(reason) if reason else None,
+        end_reason=reason,
+        instance=instance,
+    )

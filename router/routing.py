@@ -15,10 +15,18 @@ from router.numbers.cache import Lookup
 from router.numbers.e164 import normalise_dialed_number
 from router.numbers.models import Number, NumberStatus, Route, Trunk, TrunkType
 from router.numbers.store import StoreUnavailable
+from router.sip.errors import SipParseError
 from router.sip.message import Request
-from router.sip.uri import SipUri, TelUri, parse_uri
+from router.sip.uri import SipUri, TelUri, parse_name_address, parse_uri
 
-__all__ = ["DialedNumber", "RouteRejected", "dialed_number", "find_route"]
+__all__ = [
+    "DialedNumber",
+    "RouteRejected",
+    "caller_number",
+    "dialed_number",
+    "find_route",
+    "number_allowed_on_trunk",
+]
 
 # Seconds a caller should wait before retrying after a 480 or 503.
 RETRY_AFTER_UNAVAILABLE = 30
@@ -109,3 +117,14 @@ def number_allowed_on_trunk(number: Number, trunk: Trunk | None) -> bool:
     if number.trunk_type is not trunk.kind:
         return False
     return trunk.kind is TrunkType.UNPOD or number.trunk_id == trunk.trunk_id
+
+
+def caller_number(request: Request) -> str:
+    """The caller's user part from P-Asserted-Identity, else From; "" if unreadable."""
+    try:
+        value = request.headers.get("P-Asserted-Identity")
+        address = parse_name_address(value) if value else request.from_
+        uri = parse_uri(address.uri)
+        return uri.user_number or ""
+    except SipParseError:
+        return ""

@@ -46,6 +46,10 @@ MAX_UDP_DATAGRAM = 65_507
 # them at net.core.rmem_max / wmem_max.
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 
+# With port 0, how many free UDP ports to try before giving up on finding one
+# whose TCP twin is free too.
+PORT_ZERO_ATTEMPTS = 20
+
 MessageHandler = Callable[[Request | Response, Peer], None]
 
 
@@ -193,7 +197,27 @@ class SipTransports:
     async def start(
         self, host: str, port: int, *, udp: bool = True, tcp: bool = True
     ) -> int:
-        """Bind UDP and TCP on ``host``:``port``; return the port (useful with 0)."""
+        """Bind UDP and TCP on ``host``:``port``; return the port.
+
+        With port 0 the system picks a free UDP port and TCP takes the same
+        number; when TCP finds that number taken, another one is tried.
+
+        Raises:
+            OSError: the port (or, with 0, every port tried) cannot be bound.
+        """
+        attempts = PORT_ZERO_ATTEMPTS if port == 0 else 1
+        for attempt in range(attempts):
+            try:
+                return await self._bind(host, port, udp=udp, tcp=tcp)
+            except OSError:
+                if self.udp is not None:
+                    self.udp.close()
+                    self.udp = None
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _bind(self, host: str, port: int, *, udp: bool, tcp: bool) -> int:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         if udp:
