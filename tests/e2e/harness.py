@@ -1211,7 +1211,11 @@ def start_sipp(
         raise HarnessError("sipp is not installed (Debian package sip-tester)")
     workdir = Path(tempfile.mkdtemp(prefix="sipp-")) if workdir is None else workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    if media_port is None:
+    while media_port is None or local_port in range(
+        media_port, media_port + SIPP_MEDIA_PORTS
+    ):
+        # SIPp binds -mp and the ports above it (video on -mp + 2): the free
+        # range found must not take in the SIP port we were given.
         media_port = free_port_range(SIPP_MEDIA_PORTS)[0]
     command = ["sipp", *([target] if target else []), *_scenario_arguments(scenario)]
     command += ["-i", LOOPBACK, "-mi", LOOPBACK, "-bind_local"]
