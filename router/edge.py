@@ -20,7 +20,7 @@ import structlog
 from router.numbers.cache import Lookup
 from router.numbers.models import Trunk
 from router.numbers.store import Store, StoreUnavailable
-from router.sip.digest import DigestError, DigestVerifier
+from router.sip.digest import ALGORITHMS, DigestError, DigestVerifier
 from router.sip.message import Request
 
 __all__ = ["Admission", "EdgePolicy", "EdgeRejected", "TrunkGate"]
@@ -43,6 +43,9 @@ class EdgePolicy:
     block_duration_s: float = 600.0
     challenge_status: int = 401
     realm: str = "sip-router"
+    # RFC 8760 §2.4: strongest first; some older carrier equipment reads only
+    # the first challenge, so operators can put MD5 first or offer it alone.
+    digest_algorithms: tuple[str, ...] = ALGORITHMS
 
 
 class EdgeRejected(Exception):
@@ -80,7 +83,9 @@ class TrunkGate:
         self.store = store
         self.lookup = lookup
         self.policy = policy
-        self.verifier = DigestVerifier(policy.realm)
+        self.verifier = DigestVerifier(
+            policy.realm, algorithms=policy.digest_algorithms
+        )
         self._sources: OrderedDict[str, _SourceRecord] = OrderedDict()
         self.rejected_sources = 0
         self.dropped_blocked = 0

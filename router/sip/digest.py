@@ -97,8 +97,19 @@ def parse_authorization(value: str) -> dict[str, str]:
 class DigestVerifier:
     """Issues challenges and checks answers for one realm."""
 
-    def __init__(self, realm: str, secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        realm: str,
+        secret: bytes | None = None,
+        algorithms: tuple[str, ...] = ALGORITHMS,
+    ) -> None:
+        unknown = [a for a in algorithms if a not in _HASHES]
+        if unknown or not algorithms:
+            raise ValueError(
+                f"digest algorithms must be among {ALGORITHMS}, got {algorithms}"
+            )
         self.realm = realm
+        self.algorithms = algorithms
         self._secret = secret or secrets.token_bytes(32)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
 
@@ -109,7 +120,7 @@ class DigestVerifier:
         values = tuple(
             f'Digest realm="{self.realm}", nonce="{nonce}", opaque="{opaque}", '
             f'algorithm={algorithm}, qop="auth"' + (", stale=true" if stale else "")
-            for algorithm in ALGORITHMS
+            for algorithm in self.algorithms
         )
         return Challenge(values)
 
@@ -130,7 +141,7 @@ class DigestVerifier:
         params = parse_authorization(authorization)
         algorithm = params.get("algorithm", "MD5").upper()
         hash_factory = _HASHES.get(algorithm)
-        if hash_factory is None:
+        if hash_factory is None or algorithm not in self.algorithms:
             raise DigestError("Unsupported digest algorithm")
         for name in ("username", "realm", "nonce", "uri", "response"):
             if name not in params:
