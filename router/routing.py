@@ -54,15 +54,21 @@ class RouteRejected(Exception):
         self.retry_after = retry_after
 
 
-def dialed_number(request: Request, default_country: str | None) -> DialedNumber:
+def dialed_number(
+    request: Request, default_country: str | None, registered_user: str | None = None
+) -> DialedNumber:
     """Take the dialed number from the Request-URI, or from To as a fallback.
+
+    ``registered_user`` is the username the calling trunk registered with
+    (interop case C13): a carrier that delivers to a registered contact puts
+    that username in the Request-URI, and only then the number is in To.
 
     Raises:
         SipParseError: when neither URI can be parsed.
     """
     uri = request.request_uri
     user = _user_of(uri)
-    if not user:
+    if not user or (registered_user is not None and user == registered_user):
         uri = parse_uri(request.to.uri)
         user = _user_of(uri)
     params = dict(uri.user_params) if user else {}

@@ -23,6 +23,7 @@ __all__ = [
     "Challenge",
     "DigestError",
     "DigestVerifier",
+    "answer_challenge",
     "parse_authorization",
 ]
 
@@ -209,3 +210,47 @@ def _response(
     if not nc or not cnonce:
         raise DigestError("Authorization lacks nc or cnonce")
     return h(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:{qop}:{ha2}")
+
+
+def answer_challenge(
+    challenge: str,
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nc: int = 1,
+    cnonce: str | None = None,
+) -> str:
+    """Build the Authorization value that answers ``challenge`` (client side, §22.2).
+
+    Raises:
+        DigestError: the challenge is unreadable or asks for what we cannot do.
+    """
+    params = parse_authorization(challenge)
+    if "realm" not in params or "nonce" not in params:
+        raise DigestError("Challenge lacks realm or nonce")
+    algorithm = params.get("algorithm", "MD5").upper()
+    hash_factory = _HASHES.get(algorithm)
+    if hash_factory is None:
+        raise DigestError("Unsupported digest algorithm")
+    qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
+    answer = {"realm": params["realm"], "nonce": params["nonce"], "uri": uri}
+    if "auth" in qops:
+        answer.update(qop="auth", nc=f"{nc:08x}", cnonce=cnonce or secrets.token_hex(8))
+    elif qops:
+        raise DigestError("Unsupported qop")
+    response = _response(hash_factory, answer, method, username, password)
+    fields = [
+        f'username="{username}"',
+        f'realm="{params["realm"]}"',
+        f'nonce="{params["nonce"]}"',
+        f'uri="{uri}"',
+        f'response="{response}"',
+        f"algorithm={algorithm}",
+    ]
+    if "qop" in answer:
+        fields += ["qop=auth", f"nc={answer['nc']}", f'cnonce="{answer["cnonce"]}"']
+    if "opaque" in params:
+        fields.append(f'opaque="{params["opaque"]}"')
+    return "Digest " + ", ".join(fields)

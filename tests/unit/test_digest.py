@@ -10,6 +10,7 @@ from router.sip.digest import (
     NONCE_LIFETIME,
     DigestError,
     DigestVerifier,
+    answer_challenge,
     parse_authorization,
 )
 
@@ -148,3 +149,28 @@ def test_malformed_authorization_raises_digest_error(header: str) -> None:
     verifier = DigestVerifier("b")
     with pytest.raises(DigestError):
         verifier.verify(header, method="INVITE", username="a", password="p", now=0.0)
+
+
+@pytest.mark.parametrize("algorithm", ["SHA-256", "MD5"])
+def test_our_client_answer_passes_our_own_verifier(algorithm: str) -> None:
+    verifier = DigestVerifier("carrier", algorithms=(algorithm,))
+    (challenge,) = verifier.challenge(10.0).header_values
+    header = answer_challenge(
+        challenge,
+        method="REGISTER",
+        uri="sip:127.0.0.1",
+        username="acct77",
+        password="pw",
+    )
+    verifier.verify(
+        header, method="REGISTER", username="acct77", password="pw", now=11.0
+    )
+
+
+def test_answer_to_a_challenge_without_qop_uses_rfc2069_form() -> None:
+    challenge = 'Digest realm="r", nonce="abc"'
+    header = answer_challenge(
+        challenge, method="INVITE", uri="sip:x@y", username="u", password="p"
+    )
+    params = parse_authorization(header)
+    assert "qop" not in params and params["algorithm"] == "MD5"

@@ -91,3 +91,10 @@ def test_letters_are_not_a_number() -> None:
         ).e164
         is None
     )
+
+
+def test_c13_registered_username_in_request_uri_routes_on_to() -> None:
+    request = invite("sip:acct77@127.0.0.1", "<sip:+14155550100@carrier.example>")
+    assert dialed_number(request, None, registered_user="acct77").e164 == "+14155550100"
+    # Without a registration by that name, the Request-URI is what was dialed.
+    assert dialed_number(request, None).e164 is None
