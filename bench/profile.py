@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.system import BenchError
+from bench.system import REPO, BenchError
 
 __all__ = [
     "FrameShare",
@@ -114,7 +115,21 @@ def record_profile(
     finally:
         raw.unlink(missing_ok=True)
     samples, top_self, top_total = top_frames(stacks, top)
+    if svg.exists():
+        svg.write_text(_without_install_paths(svg.read_text()))
     return Profile(name, svg if svg.exists() else None, samples, top_self, top_total)
+
+
+def _without_install_paths(text: str) -> str:
+    """The flame graph with file paths made relative to where they are installed.
+
+    The graph names each frame's file; where this machine keeps the checkout and
+    the interpreter is of no use to a reader, and is left out.
+    """
+    prefixes = {str(REPO)} | {entry for entry in sys.path if Path(entry).is_dir()}
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        text = text.replace(prefix.rstrip("/") + "/", "")
+    return text
 
 
 def _start_py_spy(

@@ -180,7 +180,14 @@ def run_benchmark(
         results["targets"] = _check_targets(config.targets, results["figures"])
         missed = [name for name, t in results["targets"].items() if not t["met"]]
         if config.profile and missed:
-            results["profiles"] = _profile(config, workdir / "p", rates, bridged, say)
+            try:
+                results["profiles"] = _profile(
+                    config, workdir / "p", rates, bridged, say
+                )
+            except BenchError as error:
+                # The measurements stand without their profiles.
+                say(f"profiling failed: {error}")
+                results["profile_error"] = str(error)
         results["duration_s"] = round(
             (datetime.datetime.now(datetime.UTC) - started).total_seconds()
         )
