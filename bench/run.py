@@ -56,7 +56,7 @@ from bench.system import (
     wait_until_quiet,
 )
 
-__all__ = ["BenchConfig", "Targets", "main", "run_benchmark"]
+__all__ = ["BenchConfig", "Targets", "main", "run_benchmark", "write_results"]
 
 RESULTS_DIR = REPO / "bench" / "results"
 DOCS_PATH = REPO / "docs" / "benchmarks.md"
