@@ -56,6 +56,7 @@ from router.numbers import (
 )
 from router.numbers import embedded as embedded_module
 from router.numbers.embedded import EmbeddedStore
+from router.numbers.embedded import schema as embedded_schema
 from router.numbers.redis_store import RedisStore, key_base
 
 if TYPE_CHECKING:  # the fixture's type; conftest modules are not imported by tests
@@ -1902,7 +1903,7 @@ async def test_embedded_store_upgrades_a_version_1_file_keeping_its_trunks(
 ) -> None:
     path = tmp_path / "router.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-        for statement in embedded_module._MIGRATIONS[0]:
+        for statement in embedded_schema.MIGRATIONS[0]:
             db.execute(statement)
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         db.execute("INSERT INTO schema_version (version) VALUES (1)")
