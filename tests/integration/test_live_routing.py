@@ -85,7 +85,8 @@ class RouterProcess:
         async with httpx.AsyncClient() as http:
             for _ in range(200):
                 if self.process.poll() is not None:
-                    raise AssertionError(self.process.stderr.read().decode())  # type: ignore[union-attr]
+                    assert self.process.stderr is not None
+                    raise AssertionError(self.process.stderr.read().decode())
                 try:
                     if (await http.get(f"{self.api}/readyz")).status_code == 200:
                         return

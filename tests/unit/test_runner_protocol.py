@@ -304,7 +304,8 @@ def test_router_messages_round_trip_through_the_runner_side_parser() -> None:
     "text",
     [
         '{"event":"media","sequenceNumber":2,"media":{"chunk":"1","timestamp":"0","payload":""}}',
-        '{"event":"media","sequenceNumber":"2","media":{"chunk":"-1","timestamp":"0","payload":""}}',
+        '{"event":"media","sequenceNumber":"2",'
+        '"media":{"chunk":"-1","timestamp":"0","payload":""}}',
         '{"event":"media","sequenceNumber":"\u0662","media":{"chunk":"1","timestamp":"0",'
         '"payload":""}}',
         '{"event":"start","start":{"streamSid":"MZ","accountSid":"a","callSid":"c",'

@@ -475,7 +475,11 @@ def test_answer_copies_the_offer_time_line() -> None:
 
 def test_supported_codecs_can_be_narrowed() -> None:
     with pytest.raises(NoCommonCodec):
-        negotiate_answer(offer("m=audio 1 RTP/AVP 0\r\n"), supported=("PCMA",), **LOCAL)  # type: ignore[arg-type]
+        negotiate_answer(
+            offer("m=audio 1 RTP/AVP 0\r\n"),
+            supported=("PCMA",),
+            **LOCAL,  # type: ignore[arg-type]
+        )
 
 
 # -- late offer: build_offer and negotiate_from_answer --------------------------------

@@ -45,7 +45,12 @@ def test_reschedule_with_a_deadline_already_past_on_uvloop_does_not_raise() -> N
         router._loop = loop
         past = loop.time() - 1.0
         router.layer.next_deadline = lambda: past  # type: ignore[method-assign]
-        router.layer.fire_timers = lambda now: fired.append(now) or []  # type: ignore[method-assign,func-returns-value]
+
+        def record(now: float) -> list[object]:
+            fired.append(now)
+            return []
+
+        router.layer.fire_timers = record  # type: ignore[method-assign,assignment]
 
         router._reschedule()  # uvloop hands back a Handle without when()
         router._reschedule()  # the same deadline again: must not raise
