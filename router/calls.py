@@ -1,17 +1,19 @@
 """One :class:`Call` per inbound call: glue between SIP, numbers, media and runner.
 
 The call is an orchestrator. It asks :mod:`router.routing` where the call goes,
-:mod:`router.sip.sdp` what to answer, :class:`~router.media.session.MediaSession`
-for the RTP side and :class:`~router.runner.client.RunnerSession` for the
-runner, and it talks SIP only through the small :class:`Signalling` interface
-that :class:`~router.server.SipRouter` implements. Every way a call can end
-goes through :meth:`Call.end`, which releases the runner, the RTP port and the
-call's registrations exactly once.
+:mod:`router.sip.sdp` what to answer, and a
+:class:`~router.media.bridge.MediaBridge` for the RTP port and the runner
+stream; the bridge relays audio between them itself, in this process or in a
+media worker, so no frame passes through the call. It talks SIP only through
+the small :class:`Signalling` interface that :class:`~router.server.SipRouter`
+implements. Every way a call can end goes through :meth:`Call.end`, which
+releases the runner, the RTP port and the call's registrations exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import secrets
 import time
@@ -30,8 +32,8 @@ from router.call_dialog import (
 )
 from router.calls_sdp import AnswerBuilder, SdpRejected, is_sdp
 from router.edge import EdgeRejected, TrunkGate
+from router.media.bridge import MediaBridge, MediaUnavailable
 from router.media.ports import PortsExhausted
-from router.media.session import MediaSession
 from router.numbers.cache import Lookup
 from router.numbers.models import Route, Trunk
 from router.records import CallRecorder, call_record
@@ -42,7 +44,7 @@ from router.routing import (
     dialed_number,
     find_route,
 )
-from router.runner.client import RunnerSession, RunnerUnavailable, StreamStart
+from router.runner.client import RunnerUnavailable, StreamStart
 from router.sip.dialog import (
     Dialog,
     DialogError,
@@ -87,11 +89,14 @@ class Signalling(Protocol):
 
 @dataclass(frozen=True)
 class CallServices:
-    """What a call uses besides SIP: the edge, lookups, and its media."""
+    """What a call uses besides SIP: the edge, lookups, and its media.
+
+    ``media_factory`` makes the call's bridge, with the call as its events.
+    """
 
     gate: TrunkGate
     lookup: Lookup
-    media_factory: Callable[[Call], MediaSession]
+    media_factory: Callable[[Call], MediaBridge]
     recorder: CallRecorder | None = None
 
 
@@ -126,8 +131,7 @@ class Call:
         self.local_tag = new_tag()
         self.state = CallState.ROUTING
         self.dialog: Dialog | None = None
-        self.media: MediaSession | None = None
-        self.runner: RunnerSession | None = None
+        self.media: MediaBridge | None = None
         self.route: Route | None = None
         self.trunk: Trunk | None = None
         self.answer: AnswerBuilder | None = None
@@ -172,13 +176,14 @@ class Call:
             self._reject(
                 error.status, error.reason, headers=dialog_error_headers(error)
             )
-        except (RunnerUnavailable, TimeoutError) as error:
-            self.log.info(
-                "runner_unavailable", reason=getattr(error, "reason", "timeout")
-            )
+        except RunnerUnavailable as error:
+            self.log.info("runner_unavailable", reason=error.reason)
             self._reject(480, "Runner Unavailable", RETRY_AFTER_RUNNER)
         except PortsExhausted:
             self._reject(503, "No Media Ports", RETRY_AFTER_OVERLOAD)
+        except MediaUnavailable as error:
+            self.log.warning("media_unavailable", reason=str(error))
+            self._reject(503, "Media Unavailable", RETRY_AFTER_OVERLOAD)
         except asyncio.CancelledError:
             # Only on_cancel() and end() cancel the set-up; both answer first.
             await self.end(self.ended_reason or "cancelled", send_bye=False)
@@ -220,18 +225,16 @@ class Call:
         # 4. Ring while the runner connects (RFC 3261 §13.3.1.1).
         self._set_state(CallState.RINGING)
         self._provisional(180)
-        self.runner = RunnerSession(
+        await self.media.connect_runner(
             self.route.pipe.runner_url,
             self._stream_start(number.e164 or number.raw),
-            sink=self.media,
-            on_closed=self._runner_closed,
-            connect_timeout=self.config.ringing_timeout,
+            self.config.ringing_timeout,
         )
-        await asyncio.wait_for(self.runner.open(), self.config.ringing_timeout)
 
-        # 5. Ready: answer with our SDP and start media.
+        # 5. Ready: start media, then answer with our SDP.
         if audio is not None:
             self.media.configure(audio)
+            await self.media.configured()
         self._answer()
 
     def _stream_start(self, to: str) -> StreamStart:
@@ -372,30 +375,19 @@ class Call:
         """INFO, UPDATE and OPTIONS inside the dialog (see router.call_dialog)."""
         answer_in_dialog(self, transaction)
 
-    # -- media and runner callbacks (MediaEvents) ---------------------------
-
-    def on_audio(self, ulaw: bytes) -> None:
-        """A 20 ms frame from the caller goes to the runner."""
-        if self.runner is not None:
-            self.runner.send_audio(ulaw)
+    # -- what the media bridge reports (BridgeEvents) -----------------------
 
     def on_dtmf(self, digit: str) -> None:
-        """A digit from the caller (RFC 4733) goes to the runner."""
+        """A digit from the caller (RFC 4733); the bridge gave it to the runner."""
         self.log.info("dtmf", digit=digit)
-        if self.runner is not None:
-            self.runner.send_dtmf(digit)
-
-    def on_mark_played(self, name: str) -> None:
-        """Audio up to a runner mark has been played to the caller."""
-        if self.runner is not None:
-            self.runner.mark_played(name)
 
     def on_inactive(self) -> None:
         """No RTP from the caller for the RTP timeout."""
         if self.state is CallState.CONFIRMED:
             self._spawn_end("rtp-timeout", send_bye=True)
 
-    def _runner_closed(self, reason: str) -> None:
+    def on_runner_closed(self, reason: str) -> None:
+        """The runner hung up (or the bridge to it was lost): BYE the caller."""
         if self.state is CallState.ANSWERED:
             # RFC 3261 §15: no BYE before the ACK for our 2xx; on_ack sends it
             # (or on_ack_timeout, when the ACK never comes).
@@ -431,10 +423,9 @@ class Call:
             self.signalling.send_in_dialog(self.dialog, "BYE")
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
-        if self.runner is not None:
-            await self.runner.close(reason)
         if self.media is not None:
-            await self.media.close()
+            await self.media.close(reason)
+            self.log.info("call_media", **dataclasses.asdict(self.media.stats))
         self.signalling.call_ended(self)
 
     def _save_record(self) -> None:

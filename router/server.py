@@ -17,8 +17,8 @@ import structlog
 
 from router.calls import Call, CallConfig, CallServices, CallState
 from router.edge import EdgePolicy, TrunkGate
+from router.media.bridge import LocalBridge, MediaBridge
 from router.media.ports import RtpPortPool
-from router.media.session import MediaSession
 from router.numbers.cache import DirectLookup, Lookup
 from router.numbers.store import Store
 from router.records import CallRecorder
@@ -259,8 +259,9 @@ class SipRouter:
         key = (request.call_id, request.to_tag or "", request.from_tag or "")
         return self.dialogs.get(key)
 
-    def _media_for(self, call: Call) -> MediaSession:
-        return MediaSession(
+    def _media_for(self, call: Call) -> MediaBridge:
+        """The call's media bridge, in this process."""
+        return LocalBridge(
             pool=self.port_pool,
             bind_host=self.config.bind,
             events=call,
