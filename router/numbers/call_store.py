@@ -11,18 +11,17 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-import re
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from .checks import ID_PATTERN, enum_or_none
-from .errors import InvalidCall, InvalidInput
+from .errors import InvalidCall, InvalidInput, NotFound
+from .listing import CallFilters, check_call_query
 from .models import CallEndedBy, CallRecord, Page
 
 __all__ = [
-    "CALL_SORT_KEY",
     "DEFAULT_CALL_RETENTION_S",
     "CallStore",
-    "call_sort_key",
     "check_call_record",
     "check_call_retention",
     "strip_runner_url",
@@ -33,22 +32,23 @@ __all__ = [
 DEFAULT_CALL_RETENTION_S = 7 * 24 * 3600
 
 # 9999-12-31T23:59:59Z, the last second a datetime can show: later "times" are typos.
+# The sort key of listings has room for it (see router.numbers.listing).
 _MAX_TIMESTAMP = 253_402_300_799.0
-# Call records sort by start time in microseconds, zero-padded to this many digits
-# (enough for _MAX_TIMESTAMP), so that text order is time order.
-_SORT_KEY_DIGITS = 18
-
-# What call_sort_key returns: the start time, then the call id.
-CALL_SORT_KEY = re.compile(rf"\d{{{_SORT_KEY_DIGITS}}}:[A-Za-z0-9_-]{{1,64}}")
 
 # RFC 3261 §7.2: a status code is three digits, 1xx to 6xx.
 _MIN_STATUS, _MAX_STATUS = 100, 699
 
 
 class CallStore(abc.ABC):
-    """Call records, kept while a call runs and for a while after it ended."""
+    """Call records, kept while a call runs and for a while after it ended.
 
-    @abc.abstractmethod
+    ``call_retention_s`` and the ``_clock`` giving the current Unix time are set by
+    :class:`~router.numbers.store.Store`.
+    """
+
+    call_retention_s: float
+    _clock: Callable[[], float]
+
     async def save_call(self, record: CallRecord) -> None:
         """Insert or replace the record with ``record.call_id``.
 
@@ -59,6 +59,11 @@ class CallStore(abc.ABC):
         Raises:
             InvalidCall: naming the bad field.
         """
+        await self._save_call(check_call_record(record))
+
+    @abc.abstractmethod
+    async def _save_call(self, record: CallRecord) -> None:
+        """Insert or replace a checked record, and remove expired ones."""
 
     @abc.abstractmethod
     async def get_call(
@@ -70,7 +75,6 @@ class CallStore(abc.ABC):
             NotFound: no such record, or it has expired.
         """
 
-    @abc.abstractmethod
     async def list_calls(
         self,
         *,
@@ -89,6 +93,23 @@ class CallStore(abc.ABC):
             InvalidQuery: ``limit`` outside 1..MAX_PAGE_SIZE, a bad ``active``, or a
                 cursor this listing did not produce.
         """
+        filters, after = check_call_query(
+            account_id=account_id,
+            active=active,
+            limit=limit,
+            cursor=cursor,
+            cutoff=self._call_cutoff(),
+        )
+        return await self._list_calls(filters, after, limit)
+
+    @abc.abstractmethod
+    async def _list_calls(
+        self, filters: CallFilters, after: str | None, limit: int
+    ) -> Page[CallRecord]:
+        """Return up to ``limit`` records passing ``filters``, older than ``after``.
+
+        ``after`` is a sort key; the page's cursor is set when more records follow.
+        """
 
     @abc.abstractmethod
     async def end_stale_calls(self, instance: str, reason: str) -> int:
@@ -97,6 +118,25 @@ class CallStore(abc.ABC):
         Called when an instance starts: calls its previous run left active died with
         it. Returns how many records were ended.
         """
+
+    def _call_cutoff(self) -> float:
+        """Return the end time before which an ended call has expired."""
+        return self._clock() - self.call_retention_s
+
+    def _visible_call(
+        self, record: CallRecord | None, call_id: str, account_id: str | None
+    ) -> CallRecord:
+        """Return ``record`` if it exists, has not expired and is of ``account_id``.
+
+        Raises:
+            NotFound: otherwise, as if there were no such record.
+        """
+        filters = CallFilters(
+            account_id=account_id, active=None, cutoff=self._call_cutoff()
+        )
+        if record is None or not filters.matches(record):
+            raise NotFound("call", call_id)
+        return record
 
 
 def check_call_retention(seconds: float) -> float:
@@ -176,13 +216,3 @@ def strip_runner_url(url: str | None) -> str | None:
     if port is not None:
         netloc += f":{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def call_sort_key(record: CallRecord) -> str:
-    """Return the text whose order is newest-last listing order: start time, call id.
-
-    Microseconds, zero-padded, so that comparing the text compares the times; both
-    stores sort and page by it, so they list ties the same way.
-    """
-    micros = round(record.started_at * 1_000_000)
-    return f"{micros:0{_SORT_KEY_DIGITS}d}:{record.call_id}"

@@ -2,24 +2,38 @@
 
 The checks of one kind (numbers, trunks, call records ...) sit with that kind's part
 of the store contract; what they all use is here: the shape of an id, enum fields,
-and hiding another account's objects.
+hiding another account's objects, and telling a number's id from its E.164.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from .errors import InvalidInput, NotFound, ObjectKind
 from .models import CallEndedBy, NumberStatus, TrunkType
 
-__all__ = ["ID_PATTERN", "check_owner", "enum_or_none", "to_enum"]
+__all__ = [
+    "ID_PATTERN",
+    "NumberRef",
+    "check_owner",
+    "enum_or_none",
+    "parse_number_ref",
+    "to_enum",
+]
 
 # Ids the stores generate, and the router's call ids, use only these characters; an id
 # with any other (":" in particular) could alias another key in Redis.
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
+# Same bound as E.164 (ITU-T E.164 §6): references longer than this are not numbers.
+_MAX_NUMBER_DIGITS = 15
+
+_REF_SEPARATORS = str.maketrans("", "", "-.() ")
+
 _E = TypeVar("_E", NumberStatus, TrunkType, CallEndedBy)
+
+NumberRef = tuple[Literal["id", "e164"], str]
 
 
 def check_owner(
@@ -58,3 +72,17 @@ def to_enum(
     except ValueError:
         choices = ", ".join(member.value for member in enum)
         raise error(field, f"{value!r} is not one of {choices}") from None
+
+
+def parse_number_ref(ref: str) -> NumberRef | None:
+    """Classify a number reference: ``("id", "num_...")`` or ``("e164", "+...")``.
+
+    E.164 references may leave out the ``+`` and carry visual separators. Returns
+    ``None`` when ``ref`` can be neither (the caller reports it as not found).
+    """
+    if ref.startswith("num_"):
+        return ("id", ref)
+    digits = ref.strip().translate(_REF_SEPARATORS).removeprefix("+")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > _MAX_NUMBER_DIGITS:
+        return None
+    return ("e164", "+" + digits)

@@ -2,25 +2,26 @@
 
 Both stores check listing arguments here, so they refuse the same queries, and page
 with the same cursors. A cursor is opaque to callers: URL-safe base64 of a version tag
-and the last item of the page (an E.164 number, or a call's sort key).
+and the last item of the page (an E.164 number, or a call's sort key: the order
+call records are listed in).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
-from .call_store import CALL_SORT_KEY
-from .checks import enum_or_none
+from .checks import enum_or_none, parse_number_ref
 from .errors import InvalidQuery
 from .models import CallRecord, Number, NumberStatus, TrunkType
-from .number_store import parse_number_ref
 
 __all__ = [
     "MAX_PAGE_SIZE",
     "CallFilters",
     "NumberFilters",
+    "call_sort_key",
     "check_call_query",
     "check_list_query",
     "decode_call_cursor",
@@ -32,6 +33,14 @@ __all__ = [
 # Listings are for people and scripts, not bulk export: a page larger than this would
 # make one Redis round trip (or one SQLite query) hold up lookups for too long.
 MAX_PAGE_SIZE = 1000
+
+# Call records sort by start time in microseconds, zero-padded to this many digits
+# (enough for 9999-12-31, the latest start time a record may have), so that text order
+# is time order.
+_SORT_KEY_DIGITS = 18
+
+# What call_sort_key returns: the start time, then the call id.
+_CALL_SORT_KEY = re.compile(rf"\d{{{_SORT_KEY_DIGITS}}}:[A-Za-z0-9_-]{{1,64}}")
 
 _CURSOR_VERSION = "n1:"
 _CALL_CURSOR_VERSION = "c1:"
@@ -148,7 +157,7 @@ def encode_call_cursor(sort_key: str) -> str:
 def decode_call_cursor(cursor: str) -> str:
     """Return the sort key a call cursor continues after. Raises InvalidQuery."""
     sort_key = _decode(_CALL_CURSOR_VERSION, cursor)
-    if not CALL_SORT_KEY.fullmatch(sort_key):
+    if not _CALL_SORT_KEY.fullmatch(sort_key):
         raise InvalidQuery("cursor", "not a cursor from this listing")
     return sort_key
 
@@ -169,3 +178,13 @@ def _decode(version: str, cursor: str) -> str:
     if last == raw:
         raise InvalidQuery("cursor", "not a cursor from this listing")
     return last
+
+
+def call_sort_key(record: CallRecord) -> str:
+    """Return the text whose order is newest-last listing order: start time, call id.
+
+    Microseconds, zero-padded, so that comparing the text compares the times; both
+    stores sort and page by it, so they list ties the same way.
+    """
+    micros = round(record.started_at * 1_000_000)
+    return f"{micros:0{_SORT_KEY_DIGITS}d}:{record.call_id}"

@@ -9,11 +9,11 @@ before writing a number or a pipe, so the two behave the same on bad input.
 from __future__ import annotations
 
 import abc
-from typing import Literal
 from urllib.parse import urlsplit
 
 from .e164 import InvalidNumber, validate_e164
 from .errors import InvalidPipe
+from .listing import NumberFilters, check_list_query
 from .models import (
     Number,
     NumberStatus,
@@ -27,27 +27,19 @@ from .models import (
 
 __all__ = [
     "MAX_CALL_DURATION_S",
-    "NumberRef",
     "NumberStore",
     "check_number_fields",
     "check_pipe_fields",
     "check_status",
     "new_number",
     "new_pipe",
-    "parse_number_ref",
 ]
 
 # A whole day: far beyond any voice-agent call, small enough to catch a value typed in
 # milliseconds by mistake.
 MAX_CALL_DURATION_S = 86_400
 
-# Same bound as E.164 (ITU-T E.164 §6): references longer than this are not numbers.
-_MAX_NUMBER_DIGITS = 15
-
-_REF_SEPARATORS = str.maketrans("", "", "-.() ")
 _RUNNER_SCHEMES = frozenset({"ws", "wss"})
-
-NumberRef = tuple[Literal["id", "e164"], str]
 
 
 class NumberStore(abc.ABC):
@@ -65,7 +57,6 @@ class NumberStore(abc.ABC):
 
     # -- numbers ---------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def create_number(
         self,
         number: str,
@@ -83,6 +74,25 @@ class NumberStore(abc.ABC):
             AlreadyExists: the number is already in the store.
             NotFound: ``trunk_id`` names no trunk.
         """
+        new = new_number(
+            number,
+            country=country,
+            status=status,
+            trunk_type=trunk_type,
+            trunk_id=trunk_id,
+            account_id=account_id,
+        )
+        await self._insert_number(new)
+        return new
+
+    @abc.abstractmethod
+    async def _insert_number(self, number: Number) -> None:
+        """Write a new, checked number.
+
+        Raises:
+            AlreadyExists: a number with the same E.164 is in the store.
+            NotFound: ``number.trunk_id`` names no trunk; nothing is written then.
+        """
 
     @abc.abstractmethod
     async def get_number(self, ref: str, *, account_id: str | None = None) -> Number:
@@ -95,7 +105,6 @@ class NumberStore(abc.ABC):
             NotFound: no such number (of that account).
         """
 
-    @abc.abstractmethod
     async def list_numbers(
         self,
         *,
@@ -115,6 +124,25 @@ class NumberStore(abc.ABC):
         Raises:
             InvalidQuery: a bad filter value, ``limit`` outside 1..MAX_PAGE_SIZE, or a
                 cursor this store did not produce.
+        """
+        filters, after = check_list_query(
+            status=status,
+            country=country,
+            trunk_type=trunk_type,
+            pipe_id=pipe_id,
+            account_id=account_id,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self._list_numbers(filters, after, limit)
+
+    @abc.abstractmethod
+    async def _list_numbers(
+        self, filters: NumberFilters, after: str | None, limit: int
+    ) -> Page[Number]:
+        """Return up to ``limit`` numbers passing ``filters``, after E.164 ``after``.
+
+        The page's cursor is set when more numbers follow.
         """
 
     @abc.abstractmethod
@@ -145,7 +173,6 @@ class NumberStore(abc.ABC):
 
     # -- pipes -----------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def create_pipe(
         self,
         *,
@@ -155,6 +182,18 @@ class NumberStore(abc.ABC):
         account_id: str | None = None,
     ) -> Pipe:
         """Add a pipe. Raises :class:`InvalidPipe` naming the bad field."""
+        pipe = new_pipe(
+            name=name,
+            runner_url=runner_url,
+            max_call_duration_s=max_call_duration_s,
+            account_id=account_id,
+        )
+        await self._insert_pipe(pipe)
+        return pipe
+
+    @abc.abstractmethod
+    async def _insert_pipe(self, pipe: Pipe) -> None:
+        """Write a new, checked pipe."""
 
     @abc.abstractmethod
     async def get_pipe(self, pipe_id: str, *, account_id: str | None = None) -> Pipe:
@@ -164,7 +203,6 @@ class NumberStore(abc.ABC):
     async def list_pipes(self, *, account_id: str | None = None) -> list[Pipe]:
         """Return all pipes (of one account, when given), ordered by name then id."""
 
-    @abc.abstractmethod
     async def update_pipe(
         self,
         pipe_id: str,
@@ -179,6 +217,27 @@ class NumberStore(abc.ABC):
             NotFound: the pipe does not exist.
             InvalidPipe: naming the bad field.
         """
+        check_pipe_fields(
+            name=name, runner_url=runner_url, max_call_duration_s=max_call_duration_s
+        )
+        changes = {
+            column: value
+            for column, value in (
+                ("name", name),
+                ("runner_url", runner_url),
+                ("max_call_duration_s", max_call_duration_s),
+            )
+            if value is not None
+        }
+        return await self._update_pipe(pipe_id, changes)
+
+    @abc.abstractmethod
+    async def _update_pipe(self, pipe_id: str, changes: dict[str, str | int]) -> Pipe:
+        """Set the checked ``changes`` (field name to value; maybe none) on a pipe.
+
+        Raises:
+            NotFound: the pipe does not exist.
+        """
 
     @abc.abstractmethod
     async def delete_pipe(self, pipe_id: str) -> int:
@@ -191,20 +250,6 @@ class NumberStore(abc.ABC):
     @abc.abstractmethod
     async def pipe_numbers(self, pipe_id: str) -> list[str]:
         """Return the E.164 numbers on a pipe, sorted. Raises :class:`NotFound`."""
-
-
-def parse_number_ref(ref: str) -> NumberRef | None:
-    """Classify a number reference: ``("id", "num_...")`` or ``("e164", "+...")``.
-
-    E.164 references may leave out the ``+`` and carry visual separators. Returns
-    ``None`` when ``ref`` can be neither (the caller reports it as not found).
-    """
-    if ref.startswith("num_"):
-        return ("id", ref)
-    digits = ref.strip().translate(_REF_SEPARATORS).removeprefix("+")
-    if not digits.isascii() or not digits.isdigit() or len(digits) > _MAX_NUMBER_DIGITS:
-        return None
-    return ("e164", "+" + digits)
 
 
 def new_number(

@@ -15,11 +15,16 @@ Every failure a caller should handle is a :class:`StoreError`. The router maps
 :class:`Store` gathers four parts, each in its own module with the input checks both
 stores apply before writing, so the two behave the same on bad input:
 :class:`~router.numbers.number_store.NumberStore` (numbers, pipes, the routing
-lookup), :class:`~router.numbers.trunk_store.TrunkStore`,
+lookup), :class:`~router.numbers.trunk_store.TrunkStore` (with
+:mod:`~router.numbers.trunk_matching`),
 :class:`~router.numbers.account_store.AccountStore` (accounts and API keys) and
 :class:`~router.numbers.call_store.CallStore`. Listings share
 :mod:`router.numbers.listing`; the errors are in :mod:`router.numbers.errors`. This
 module re-exports all of them, and :func:`open_store`.
+
+Where both backends would do the same, the part does it: it checks the arguments and
+makes the new object, then hands them to a protected method each backend implements
+(``_insert_number``, ``_list_numbers``, ``_update_trunk`` ...).
 
 Secrets: an API key's secret is stored only as its SHA-256, and a trunk's password is
 kept apart from the trunk and read only by :meth:`Store.trunk_credentials`, so neither
@@ -43,12 +48,11 @@ from .account_store import (
 from .call_store import (
     DEFAULT_CALL_RETENTION_S,
     CallStore,
-    call_sort_key,
     check_call_record,
     check_call_retention,
     strip_runner_url,
 )
-from .checks import check_owner
+from .checks import check_owner, parse_number_ref
 from .e164 import InvalidNumber
 from .errors import (
     AlreadyExists,
@@ -69,6 +73,7 @@ from .listing import (
     MAX_PAGE_SIZE,
     CallFilters,
     NumberFilters,
+    call_sort_key,
     check_call_query,
     check_list_query,
     decode_call_cursor,
@@ -76,22 +81,20 @@ from .listing import (
     encode_call_cursor,
     encode_cursor,
 )
-from .models import CallRecord
 from .number_store import (
     MAX_CALL_DURATION_S,
     NumberStore,
     check_number_fields,
     check_pipe_fields,
     check_status,
-    parse_number_ref,
 )
+from .trunk_matching import match_trunk
 from .trunk_store import (
     TrunkStore,
     TrunkUpdate,
     check_trunk_credentials,
     check_trunk_fields,
     check_trunk_kind,
-    match_trunk,
 )
 
 __all__ = [
@@ -166,25 +169,6 @@ class Store(NumberStore, TrunkStore, AccountStore, CallStore):
         """Set the retention of ended calls. Raises :class:`InvalidInput`."""
         self.call_retention_s = check_call_retention(call_retention_s)
         self._clock = clock
-
-    def _call_cutoff(self) -> float:
-        """Return the end time before which an ended call has expired."""
-        return self._clock() - self.call_retention_s
-
-    def _visible_call(
-        self, record: CallRecord | None, call_id: str, account_id: str | None
-    ) -> CallRecord:
-        """Return ``record`` if it exists, has not expired and is of ``account_id``.
-
-        Raises:
-            NotFound: otherwise, as if there were no such record.
-        """
-        filters = CallFilters(
-            account_id=account_id, active=None, cutoff=self._call_cutoff()
-        )
-        if record is None or not filters.matches(record):
-            raise NotFound("call", call_id)
-        return record
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
-"""Trunks in every store: their contract, their checks, and matching a source address.
+"""Trunks in every store: their contract and their checks.
 
 :class:`TrunkStore` is the part of :class:`~router.numbers.store.Store` that keeps the
 carriers (and customers' own PBXs) allowed to send us calls. The functions below are
-the checks both backends apply before writing a trunk, the update rules they share
-(:class:`TrunkUpdate`), and the longest-prefix match that picks the trunk of a source
-address (:func:`match_trunk`).
+the checks both backends apply before writing a trunk, and :class:`TrunkUpdate` the
+update rules they share; :mod:`router.numbers.trunk_matching` picks the trunk of a
+source address.
 
 A trunk's password is kept apart from the trunk and read only by
 :meth:`TrunkStore.trunk_credentials`, so it cannot leave the store by accident in a
@@ -24,6 +24,7 @@ import phonenumbers
 from .checks import enum_or_none, to_enum
 from .errors import InvalidQuery, InvalidTrunk
 from .models import Trunk, TrunkType, new_trunk_id
+from .trunk_matching import match_trunk
 
 __all__ = [
     "TrunkStore",
@@ -31,7 +32,6 @@ __all__ = [
     "check_trunk_credentials",
     "check_trunk_fields",
     "check_trunk_kind",
-    "match_trunk",
     "new_trunk",
 ]
 
@@ -45,7 +45,6 @@ _SIP_SCHEMES = ("sip:", "sips:")
 class TrunkStore(abc.ABC):
     """Trunks and their digest credentials; part of the store contract."""
 
-    @abc.abstractmethod
     async def create_trunk(
         self,
         *,
@@ -68,6 +67,25 @@ class TrunkStore(abc.ABC):
             InvalidTrunk: naming the bad field; a user name without a password (or the
                 reverse) names the missing one; ``register`` needs a termination URI.
         """
+        trunk, credentials = new_trunk(
+            name=name,
+            kind=kind,
+            allowed_addresses=allowed_addresses,
+            default_country=default_country,
+            termination_uri=termination_uri,
+            account_id=account_id,
+            username=username,
+            password=password,
+            register=register,
+        )
+        await self._insert_trunk(trunk, credentials)
+        return trunk
+
+    @abc.abstractmethod
+    async def _insert_trunk(
+        self, trunk: Trunk, credentials: tuple[str, str] | None
+    ) -> None:
+        """Write a new, checked trunk and its credentials, if it has any."""
 
     @abc.abstractmethod
     async def get_trunk(self, trunk_id: str, *, account_id: str | None = None) -> Trunk:
@@ -83,7 +101,6 @@ class TrunkStore(abc.ABC):
             InvalidQuery: ``kind`` is not a trunk type.
         """
 
-    @abc.abstractmethod
     async def update_trunk(
         self,
         trunk_id: str,
@@ -106,6 +123,25 @@ class TrunkStore(abc.ABC):
         Raises:
             NotFound: the trunk does not exist.
             InvalidTrunk: naming the bad field; nothing changes then.
+        """
+        update = TrunkUpdate(
+            name=name,
+            allowed_addresses=allowed_addresses,
+            default_country=default_country,
+            termination_uri=termination_uri,
+            username=username,
+            password=password,
+            register=register,
+        )
+        return await self._update_trunk(trunk_id, update)
+
+    @abc.abstractmethod
+    async def _update_trunk(self, trunk_id: str, update: TrunkUpdate) -> Trunk:
+        """Apply ``update`` to the trunk as it is now, atomically; see update_trunk.
+
+        Raises:
+            NotFound: the trunk does not exist.
+            InvalidTrunk: from :meth:`TrunkUpdate.apply`; nothing changes then.
         """
 
     @abc.abstractmethod
@@ -328,47 +364,3 @@ def _canonical_network(address: str) -> str:
     if network.prefixlen == network.max_prefixlen:
         return str(network.network_address)
     return str(network)
-
-
-def match_trunk(trunks: Iterable[Trunk], ip: str) -> Trunk | None:
-    """Return the trunk whose allowed addresses hold ``ip`` with the longest prefix."""
-    address = _parse_source_address(ip)
-    if address is None:
-        return None
-    candidates: list[tuple[int, str, Trunk]] = []
-    for trunk in trunks:
-        prefix = _longest_match(trunk.allowed_addresses, address)
-        if prefix >= 0:
-            candidates.append((-prefix, trunk.trunk_id, trunk))
-    if not candidates:
-        return None
-    # Longest prefix first; the smallest trunk id breaks ties so the answer is stable.
-    return min(candidates, key=lambda candidate: candidate[:2])[2]
-
-
-def _parse_source_address(
-    ip: str,
-) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(ip.strip().strip("[]"))
-    except ValueError:
-        return None
-    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d (RFC 4291 §2.5.5.2);
-    # allowlists are written with plain IPv4 addresses.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _longest_match(
-    networks: Iterable[str], address: ipaddress.IPv4Address | ipaddress.IPv6Address
-) -> int:
-    longest = -1
-    for text in networks:
-        try:
-            network = ipaddress.ip_network(text)
-        except ValueError:
-            continue  # written by an older version with laxer checks: ignore it
-        if network.version == address.version and address in network:
-            longest = max(longest, network.prefixlen)
-    return longest

@@ -9,8 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..call_store import call_sort_key, check_call_record
-from ..listing import CallFilters, check_call_query, encode_call_cursor
+from ..listing import CallFilters, call_sort_key, encode_call_cursor
 from ..models import CallEndedBy, CallRecord, Page
 from .core import EmbeddedCore
 
@@ -39,11 +38,10 @@ class EmbeddedCalls(EmbeddedCore):
     # When the next write may prune; each store starts with a prune due.
     _next_prune_at = float("-inf")
 
-    async def save_call(self, record: CallRecord) -> None:
-        """Insert or replace a call record; see :meth:`Store.save_call`."""
-        checked = check_call_record(record)
+    async def _save_call(self, record: CallRecord) -> None:
+        """Insert or replace a call record, pruning in the same transaction."""
         with self._transaction() as db:
-            db.execute(_SAVE_CALL, (*_call_to_row(checked), call_sort_key(checked)))
+            db.execute(_SAVE_CALL, (*_call_to_row(record), call_sort_key(record)))
             self._prune_calls(db)
 
     async def get_call(
@@ -55,22 +53,10 @@ class EmbeddedCalls(EmbeddedCore):
         record = None if row is None else _call_from_row(row)
         return self._visible_call(record, call_id, account_id)
 
-    async def list_calls(
-        self,
-        *,
-        account_id: str | None = None,
-        active: bool | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
+    async def _list_calls(
+        self, filters: CallFilters, after: str | None, limit: int
     ) -> Page[CallRecord]:
-        """Return one page of call records, newest first; see the interface."""
-        filters, after = check_call_query(
-            account_id=account_id,
-            active=active,
-            limit=limit,
-            cursor=cursor,
-            cutoff=self._call_cutoff(),
-        )
+        """Return one page of call records, newest first, in one query."""
         where, params = _call_conditions(filters, after)
         query = (
             f"SELECT {_CALL_COLUMNS}, sort_key FROM calls WHERE {where}"

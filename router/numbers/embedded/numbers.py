@@ -11,11 +11,11 @@ import dataclasses
 import sqlite3
 from typing import Any
 
-from ..checks import check_owner
+from ..checks import check_owner, parse_number_ref
 from ..errors import AlreadyExists, NotFound
-from ..listing import NumberFilters, check_list_query, encode_cursor
+from ..listing import NumberFilters, encode_cursor
 from ..models import Number, NumberStatus, Page, Route, TrunkType
-from ..number_store import check_status, new_number, parse_number_ref
+from ..number_store import check_status
 from .core import EmbeddedCore, exists, translate_errors
 from .pipes import pipe_from_row
 
@@ -51,33 +51,16 @@ class EmbeddedNumbers(EmbeddedCore):
         pipe = pipe_from_row(pipe_row) if pipe_row[0] is not None else None
         return Route(_number_from_row(row[:_NUMBER_FIELDS]), pipe)
 
-    async def create_number(
-        self,
-        number: str,
-        *,
-        country: str | None = None,
-        status: NumberStatus = NumberStatus.ACTIVE,
-        trunk_type: TrunkType = TrunkType.UNPOD,
-        trunk_id: str | None = None,
-        account_id: str | None = None,
-    ) -> Number:
-        """Add a number; see :meth:`Store.create_number`."""
-        new = new_number(
-            number,
-            country=country,
-            status=status,
-            trunk_type=trunk_type,
-            trunk_id=trunk_id,
-            account_id=account_id,
-        )
+    async def _insert_number(self, number: Number) -> None:
+        """Insert a new number, checking its trunk in the same transaction."""
+        trunk_id = number.trunk_id
         with self._transaction() as db:
             if trunk_id is not None and not exists(db, "trunks", "trunk_id", trunk_id):
                 raise NotFound("trunk", trunk_id)
             try:
-                db.execute(_INSERT_NUMBER, _number_to_row(new))
+                db.execute(_INSERT_NUMBER, _number_to_row(number))
             except sqlite3.IntegrityError:
-                raise AlreadyExists("number", new.number) from None
-        return new
+                raise AlreadyExists("number", number.number) from None
 
     async def get_number(self, ref: str, *, account_id: str | None = None) -> Number:
         """Return a number by id or E.164; see :meth:`Store.get_number`."""
@@ -86,27 +69,10 @@ class EmbeddedNumbers(EmbeddedCore):
         check_owner(number.account_id, account_id, "number", ref)
         return number
 
-    async def list_numbers(
-        self,
-        *,
-        status: NumberStatus | None = None,
-        country: str | None = None,
-        trunk_type: TrunkType | None = None,
-        pipe_id: str | None = None,
-        account_id: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
+    async def _list_numbers(
+        self, filters: NumberFilters, after: str | None, limit: int
     ) -> Page[Number]:
-        """Return one page of numbers; see :meth:`Store.list_numbers`."""
-        filters, after = check_list_query(
-            status=status,
-            country=country,
-            trunk_type=trunk_type,
-            pipe_id=pipe_id,
-            account_id=account_id,
-            limit=limit,
-            cursor=cursor,
-        )
+        """Return one page of numbers in one query; see :meth:`Store.list_numbers`."""
         where, params = _number_conditions(filters, after)
         # One row more than asked tells whether there is a next page without a
         # second query.

@@ -9,7 +9,6 @@ from typing import Any
 from ..checks import check_owner
 from ..errors import NotFound
 from ..models import Pipe
-from ..number_store import check_pipe_fields, new_pipe
 from .core import EmbeddedCore, exists, translate_errors
 
 __all__ = ["EmbeddedPipes", "pipe_from_row"]
@@ -20,26 +19,18 @@ _PIPE_COLUMNS = "pipe_id, name, runner_url, max_call_duration_s, account_id"
 class EmbeddedPipes(EmbeddedCore):
     """The pipe methods of :class:`EmbeddedStore`."""
 
-    async def create_pipe(
-        self,
-        *,
-        name: str,
-        runner_url: str,
-        max_call_duration_s: int = 3600,
-        account_id: str | None = None,
-    ) -> Pipe:
-        """Add a pipe; see :meth:`Store.create_pipe`."""
-        pipe = new_pipe(
-            name=name,
-            runner_url=runner_url,
-            max_call_duration_s=max_call_duration_s,
-            account_id=account_id,
-        )
+    async def _insert_pipe(self, pipe: Pipe) -> None:
+        """Insert a new pipe."""
         self._run(
             f"INSERT INTO pipes ({_PIPE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-            (pipe.pipe_id, name, runner_url, max_call_duration_s, account_id),
+            (
+                pipe.pipe_id,
+                pipe.name,
+                pipe.runner_url,
+                pipe.max_call_duration_s,
+                pipe.account_id,
+            ),
         )
-        return pipe
 
     async def get_pipe(self, pipe_id: str, *, account_id: str | None = None) -> Pipe:
         """Return a pipe; see :meth:`Store.get_pipe`."""
@@ -58,29 +49,11 @@ class EmbeddedPipes(EmbeddedCore):
         query = f"SELECT {_PIPE_COLUMNS} FROM pipes {where} ORDER BY name, pipe_id"
         return [pipe_from_row(row) for row in self._all(query, params)]
 
-    async def update_pipe(
-        self,
-        pipe_id: str,
-        *,
-        name: str | None = None,
-        runner_url: str | None = None,
-        max_call_duration_s: int | None = None,
-    ) -> Pipe:
-        """Change fields of a pipe; see :meth:`Store.update_pipe`."""
-        check_pipe_fields(
-            name=name, runner_url=runner_url, max_call_duration_s=max_call_duration_s
-        )
-        changes = {
-            column: value
-            for column, value in (
-                ("name", name),
-                ("runner_url", runner_url),
-                ("max_call_duration_s", max_call_duration_s),
-            )
-            if value is not None
-        }
+    async def _update_pipe(self, pipe_id: str, changes: dict[str, str | int]) -> Pipe:
+        """Change fields of a pipe in one statement; see :meth:`Store.update_pipe`."""
         if not changes:
             return await self.get_pipe(pipe_id)
+        # The column names are the store's own (see NumberStore.update_pipe).
         assignments = ", ".join(f"{column} = ?" for column in changes)
         row = self._one(
             f"UPDATE pipes SET {assignments} WHERE pipe_id = ?"

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
 from typing import Any
 
 from ..checks import check_owner
 from ..errors import NotFound
 from ..models import Trunk, TrunkType
-from ..trunk_store import TrunkUpdate, check_trunk_kind, new_trunk
+from ..trunk_store import TrunkUpdate, check_trunk_kind
 from .core import EmbeddedCore
 
 __all__ = ["EmbeddedTrunks"]
@@ -33,31 +32,10 @@ _UPDATE_TRUNK = (
 class EmbeddedTrunks(EmbeddedCore):
     """The trunk methods of :class:`EmbeddedStore`."""
 
-    async def create_trunk(
-        self,
-        *,
-        name: str,
-        kind: TrunkType = TrunkType.BYO,
-        allowed_addresses: Iterable[str] = (),
-        default_country: str | None = None,
-        termination_uri: str | None = None,
-        account_id: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        register: bool = False,
-    ) -> Trunk:
-        """Add a trunk and its credentials; see :meth:`Store.create_trunk`."""
-        trunk, credentials = new_trunk(
-            name=name,
-            kind=kind,
-            allowed_addresses=allowed_addresses,
-            default_country=default_country,
-            termination_uri=termination_uri,
-            account_id=account_id,
-            username=username,
-            password=password,
-            register=register,
-        )
+    async def _insert_trunk(
+        self, trunk: Trunk, credentials: tuple[str, str] | None
+    ) -> None:
+        """Insert a new trunk and its password in one transaction."""
         with self._transaction() as db:
             db.execute(
                 f"INSERT INTO trunks ({_TRUNK_COLUMNS})"
@@ -65,7 +43,6 @@ class EmbeddedTrunks(EmbeddedCore):
                 _trunk_to_row(trunk),
             )
             _write_password(db, trunk.trunk_id, credentials)
-        return trunk
 
     async def get_trunk(self, trunk_id: str, *, account_id: str | None = None) -> Trunk:
         """Return a trunk; see :meth:`Store.get_trunk`."""
@@ -95,28 +72,8 @@ class EmbeddedTrunks(EmbeddedCore):
         rows = self._all(query, [str(value) for _, value in conditions])
         return [_trunk_from_row(row) for row in rows]
 
-    async def update_trunk(
-        self,
-        trunk_id: str,
-        *,
-        name: str | None = None,
-        allowed_addresses: Iterable[str] | None = None,
-        default_country: str | None = None,
-        termination_uri: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        register: bool | None = None,
-    ) -> Trunk:
+    async def _update_trunk(self, trunk_id: str, update: TrunkUpdate) -> Trunk:
         """Change fields of a trunk atomically; see :meth:`Store.update_trunk`."""
-        update = TrunkUpdate(
-            name=name,
-            allowed_addresses=allowed_addresses,
-            default_country=default_country,
-            termination_uri=termination_uri,
-            username=username,
-            password=password,
-            register=register,
-        )
         with self._transaction() as db:
             query = f"SELECT {_TRUNK_COLUMNS} FROM trunks WHERE trunk_id = ?"
             row = db.execute(query, (trunk_id,)).fetchone()

@@ -13,8 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import cast
 
-from ..call_store import call_sort_key, check_call_record
-from ..listing import CallFilters, check_call_query, encode_call_cursor
+from ..listing import CallFilters, call_sort_key, encode_call_cursor
 from ..models import CallEndedBy, CallRecord, Page
 from .core import FILTERED_SCAN_BATCH, RedisCore, decode_hash, flat_fields
 
@@ -30,19 +29,18 @@ _PRUNE_BATCH = 100
 class RedisCalls(RedisCore):
     """The call record methods of :class:`RedisStore`."""
 
-    async def save_call(self, record: CallRecord) -> None:
-        """Replace a call record and prune expired ones; see :meth:`Store.save_call`."""
-        checked = check_call_record(record)
-        ended_at = checked.ended_at
+    async def _save_call(self, record: CallRecord) -> None:
+        """Replace a call record and prune expired ones in one script."""
+        ended_at = record.ended_at
         expire_at = "" if ended_at is None else self._expiry(ended_at)
         await self._call(
             "save_call",
-            [self._key("call:", checked.call_id)],
+            [self._key("call:", record.call_id)],
             [
                 repr(self._call_cutoff()),
                 _PRUNE_BATCH,
                 expire_at,
-                *_call_to_hash(checked),
+                *_call_to_hash(record),
             ],
         )
 
@@ -53,35 +51,23 @@ class RedisCalls(RedisCore):
         record = _call_from_hash(await self._hash("call", call_id))
         return self._visible_call(record, call_id, account_id)
 
-    async def list_calls(
-        self,
-        *,
-        account_id: str | None = None,
-        active: bool | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
+    async def _list_calls(
+        self, filters: CallFilters, after: str | None, limit: int
     ) -> Page[CallRecord]:
         """Return one page of call records, newest first; see the interface.
 
         The smaller of the account's and the active calls' index is read, and records
         failing the other filters (or expired, not yet pruned) are skipped.
         """
-        filters, after = check_call_query(
-            account_id=account_id,
-            active=active,
-            limit=limit,
-            cursor=cursor,
-            cutoff=self._call_cutoff(),
-        )
         indexes = []
-        if account_id is not None:
-            indexes.append(self._key("calls:account:", account_id))
-        if active:
+        if filters.account_id is not None:
+            indexes.append(self._key("calls:account:", filters.account_id))
+        if filters.active:
             indexes.append(self._key("calls:active", ""))
         index = await self._smallest(indexes, self._key("calls", ""))
         # The index read holds only matching records unless another filter is set
         # (ended calls have no index of their own in listing order).
-        exact = len(indexes) <= 1 and active is not False
+        exact = len(indexes) <= 1 and filters.active is not False
         batch = limit + 1 if exact else max(limit + 1, FILTERED_SCAN_BATCH)
         # One record more than asked tells whether there is a next page.
         found = await self._scan_calls(index, filters, after, limit + 1, batch)

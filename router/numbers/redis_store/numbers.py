@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..checks import ID_PATTERN, check_owner
+from ..checks import ID_PATTERN, check_owner, parse_number_ref
 from ..errors import AlreadyExists, NotFound
-from ..listing import NumberFilters, check_list_query, encode_cursor
+from ..listing import NumberFilters, encode_cursor
 from ..models import Number, NumberStatus, Page, Route, TrunkType
-from ..number_store import check_status, new_number, parse_number_ref
+from ..number_store import check_status
 from .core import FILTERED_SCAN_BATCH, RedisCore, decode_hash, flat_fields, pairs
 from .pipes import pipe_from_hash
 
@@ -36,36 +36,21 @@ class RedisNumbers(RedisCore):
         pipe_hash = pairs(reply[1]) if len(reply) > 1 else {}
         return Route(number, pipe_from_hash(pipe_hash) if pipe_hash else None)
 
-    async def create_number(
-        self,
-        number: str,
-        *,
-        country: str | None = None,
-        status: NumberStatus = NumberStatus.ACTIVE,
-        trunk_type: TrunkType = TrunkType.UNPOD,
-        trunk_id: str | None = None,
-        account_id: str | None = None,
-    ) -> Number:
-        """Add a number; see :meth:`Store.create_number`."""
-        new = new_number(
-            number,
-            country=country,
-            status=status,
-            trunk_type=trunk_type,
-            trunk_id=trunk_id,
-            account_id=account_id,
-        )
+    async def _insert_number(self, number: Number) -> None:
+        """Write a new number in one script; see :meth:`Store.create_number`."""
+        trunk_id = number.trunk_id
         if trunk_id is not None and not ID_PATTERN.fullmatch(trunk_id):
             raise NotFound("trunk", trunk_id)
-        key = self._key("number:", new.number)
+        key = self._key("number:", number.number)
         reply = await self._call(
-            "create_number", [key], [new.number, new.number_id, *number_to_hash(new)]
+            "create_number",
+            [key],
+            [number.number, number.number_id, *number_to_hash(number)],
         )
         if reply == "exists":
-            raise AlreadyExists("number", new.number)
+            raise AlreadyExists("number", number.number)
         if reply == "no_trunk":
             raise NotFound("trunk", str(trunk_id))
-        return new
 
     async def get_number(self, ref: str, *, account_id: str | None = None) -> Number:
         """Return a number by id or E.164; see :meth:`Store.get_number`."""
@@ -74,31 +59,14 @@ class RedisNumbers(RedisCore):
         check_owner(number.account_id, account_id, "number", ref)
         return number
 
-    async def list_numbers(
-        self,
-        *,
-        status: NumberStatus | None = None,
-        country: str | None = None,
-        trunk_type: TrunkType | None = None,
-        pipe_id: str | None = None,
-        account_id: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
+    async def _list_numbers(
+        self, filters: NumberFilters, after: str | None, limit: int
     ) -> Page[Number]:
         """Return one page of numbers; see :meth:`Store.list_numbers`.
 
         The smallest index among the filters is read in E.164 order, and numbers
         failing the other filters are skipped.
         """
-        filters, after = check_list_query(
-            status=status,
-            country=country,
-            trunk_type=trunk_type,
-            pipe_id=pipe_id,
-            account_id=account_id,
-            limit=limit,
-            cursor=cursor,
-        )
         indexes = self._number_indexes(filters)
         index = await self._smallest(indexes, self._key("numbers", ""))
         batch = limit + 1 if len(indexes) <= 1 else max(limit + 1, FILTERED_SCAN_BATCH)

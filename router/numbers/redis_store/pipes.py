@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from ..checks import ID_PATTERN, check_owner
 from ..errors import NotFound
 from ..models import Pipe
-from ..number_store import check_pipe_fields, new_pipe
 from .core import RedisCore, decode_hash, flat_fields, pairs, translate_errors
 
 __all__ = ["RedisPipes", "pipe_from_hash", "pipe_to_hash"]
@@ -20,23 +19,11 @@ __all__ = ["RedisPipes", "pipe_from_hash", "pipe_to_hash"]
 class RedisPipes(RedisCore):
     """The pipe methods of :class:`RedisStore`."""
 
-    async def create_pipe(
-        self,
-        *,
-        name: str,
-        runner_url: str,
-        max_call_duration_s: int = 3600,
-        account_id: str | None = None,
-    ) -> Pipe:
-        """Add a pipe; see :meth:`Store.create_pipe`."""
-        pipe = new_pipe(
-            name=name,
-            runner_url=runner_url,
-            max_call_duration_s=max_call_duration_s,
-            account_id=account_id,
+    async def _insert_pipe(self, pipe: Pipe) -> None:
+        """Write a new pipe and its indexes in one transaction."""
+        await self._add_object(
+            "pipe", pipe.pipe_id, pipe_to_hash(pipe), pipe.account_id
         )
-        await self._add_object("pipe", pipe.pipe_id, pipe_to_hash(pipe), account_id)
-        return pipe
 
     async def get_pipe(self, pipe_id: str, *, account_id: str | None = None) -> Pipe:
         """Return a pipe; see :meth:`Store.get_pipe`."""
@@ -50,28 +37,13 @@ class RedisPipes(RedisCore):
         pipes = [pipe_from_hash(fields) for fields in hashes if fields]
         return sorted(pipes, key=lambda pipe: (pipe.name, pipe.pipe_id))
 
-    async def update_pipe(
-        self,
-        pipe_id: str,
-        *,
-        name: str | None = None,
-        runner_url: str | None = None,
-        max_call_duration_s: int | None = None,
-    ) -> Pipe:
-        """Change fields of a pipe; see :meth:`Store.update_pipe`."""
-        check_pipe_fields(
-            name=name, runner_url=runner_url, max_call_duration_s=max_call_duration_s
-        )
+    async def _update_pipe(self, pipe_id: str, changes: dict[str, str | int]) -> Pipe:
+        """Change fields of a pipe in one script; see :meth:`Store.update_pipe`."""
         if not ID_PATTERN.fullmatch(pipe_id):
             raise NotFound("pipe", pipe_id)
-        changes = flat_fields(
-            {
-                "name": name,
-                "runner_url": runner_url,
-                "max_call_duration_s": max_call_duration_s,
-            }
+        reply = await self._call(
+            "update_pipe", [self._key("pipe:", pipe_id)], flat_fields(changes)
         )
-        reply = await self._call("update_pipe", [self._key("pipe:", pipe_id)], changes)
         if not reply:
             raise NotFound("pipe", pipe_id)
         return pipe_from_hash(pairs(reply))

@@ -6,8 +6,9 @@ in the same transaction, so routers drop their cached trunk list.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import cast
 
 from redis import exceptions as redis_errors
@@ -15,7 +16,7 @@ from redis import exceptions as redis_errors
 from ..checks import ID_PATTERN, check_owner
 from ..errors import NotFound, StoreUnavailable
 from ..models import Trunk, TrunkType
-from ..trunk_store import TrunkUpdate, check_trunk_kind, new_trunk
+from ..trunk_store import TrunkUpdate, check_trunk_kind
 from .core import RedisCore, decode_hash, flat_fields, translate_errors
 
 __all__ = ["RedisTrunks", "trunk_from_hash", "trunk_to_hash"]
@@ -29,42 +30,24 @@ _WATCH_ATTEMPTS = 10
 class RedisTrunks(RedisCore):
     """The trunk methods of :class:`RedisStore`."""
 
-    async def create_trunk(
-        self,
-        *,
-        name: str,
-        kind: TrunkType = TrunkType.BYO,
-        allowed_addresses: Iterable[str] = (),
-        default_country: str | None = None,
-        termination_uri: str | None = None,
-        account_id: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        register: bool = False,
-    ) -> Trunk:
-        """Add a trunk and its credentials; see :meth:`Store.create_trunk`."""
-        trunk, credentials = new_trunk(
-            name=name,
-            kind=kind,
-            allowed_addresses=allowed_addresses,
-            default_country=default_country,
-            termination_uri=termination_uri,
-            account_id=account_id,
-            username=username,
-            password=password,
-            register=register,
-        )
+    async def _insert_trunk(
+        self, trunk: Trunk, credentials: tuple[str, str] | None
+    ) -> None:
+        """Write a new trunk, its password and the announcement in one transaction."""
         key = self._key("trunk:", trunk.trunk_id)
         with translate_errors():
             async with self._client().pipeline(transaction=True) as pipe:
                 self._queue_add_object(
-                    pipe, "trunk", trunk.trunk_id, trunk_to_hash(trunk), account_id
+                    pipe,
+                    "trunk",
+                    trunk.trunk_id,
+                    trunk_to_hash(trunk),
+                    trunk.account_id,
                 )
                 if credentials is not None:
                     pipe.set(key + ":secret", credentials[1])
                 pipe.publish(self.channel, "trunk:" + trunk.trunk_id)
                 await pipe.execute()
-        return trunk
 
     async def get_trunk(self, trunk_id: str, *, account_id: str | None = None) -> Trunk:
         """Return a trunk; see :meth:`Store.get_trunk`."""
@@ -83,35 +66,16 @@ class RedisTrunks(RedisCore):
             trunks = [trunk for trunk in trunks if trunk.kind is checked_kind]
         return sorted(trunks, key=lambda trunk: (trunk.name, trunk.trunk_id))
 
-    async def update_trunk(
-        self,
-        trunk_id: str,
-        *,
-        name: str | None = None,
-        allowed_addresses: Iterable[str] | None = None,
-        default_country: str | None = None,
-        termination_uri: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        register: bool | None = None,
-    ) -> Trunk:
+    async def _update_trunk(self, trunk_id: str, update: TrunkUpdate) -> Trunk:
         """Change fields of a trunk; see :meth:`Store.update_trunk`.
 
         Read, checked and written under WATCH, so a concurrent change of the trunk is
         never overwritten with values checked against an older version.
         """
-        update = TrunkUpdate(
-            name=name,
+        if update.allowed_addresses is not None:
             # A tuple: each attempt below reads the addresses again.
-            allowed_addresses=(
-                None if allowed_addresses is None else tuple(allowed_addresses)
-            ),
-            default_country=default_country,
-            termination_uri=termination_uri,
-            username=username,
-            password=password,
-            register=register,
-        )
+            addresses = tuple(update.allowed_addresses)
+            update = dataclasses.replace(update, allowed_addresses=addresses)
         if not ID_PATTERN.fullmatch(trunk_id):
             raise NotFound("trunk", trunk_id)
         for _attempt in range(_WATCH_ATTEMPTS):
