@@ -14,6 +14,7 @@ from router.api.app import create_app
 from router.api.server import ApiServer
 from router.calls import CallConfig
 from router.edge import EdgePolicy
+from router.media.bridge import MediaUnavailable
 from router.numbers.cache import CachedLookup, DirectLookup, Lookup
 from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, StoreError, open_store
@@ -75,6 +76,9 @@ class Router:
                 rtp_timeout=settings.rtp_timeout,
                 max_queued_frames=int(settings.max_queued_audio_s * FRAMES_PER_SECOND),
             ),
+            media_workers=settings.media_workers,
+            log_level=settings.log_level,
+            log_format=settings.log_format,
         )
         self.lookup = self._lookup()
         await self.lookup.start()
@@ -89,6 +93,10 @@ class Router:
             raise StartupError(
                 f"cannot listen for SIP on {settings.bind}:{settings.sip_port} "
                 f"(ROUTER_BIND / ROUTER_SIP_PORT): {error.strerror or error}"
+            ) from None
+        except MediaUnavailable as error:
+            raise StartupError(
+                f"cannot start the media workers (ROUTER_MEDIA_WORKERS): {error}"
             ) from None
         if settings.http_port:
             token = (
@@ -109,6 +117,7 @@ class Router:
             advertise=advertise,
             sip_port=self.sip.port,
             rtp_ports=settings.rtp_ports,
+            media_workers=settings.media_workers,
             store="redis" if settings.redis_url else "embedded",
         )
         public = not ipaddress.ip_address(settings.bind).is_loopback

@@ -17,8 +17,9 @@ import structlog
 
 from router.calls import Call, CallConfig, CallServices, CallState
 from router.edge import EdgePolicy, TrunkGate
-from router.media.bridge import LocalBridge, MediaBridge
+from router.media.bridge import LocalBridge, MediaBridge, MediaUnavailable, PortUsage
 from router.media.ports import RtpPortPool
+from router.media.workers import WorkerPool, WorkerPoolConfig
 from router.numbers.cache import DirectLookup, Lookup
 from router.numbers.store import Store
 from router.records import CallRecorder
@@ -66,6 +67,11 @@ class RouterConfig:
     limits: TransportLimits = field(default_factory=TransportLimits)
     edge: EdgePolicy = field(default_factory=EdgePolicy)
     timers: Timers = field(default_factory=Timers)
+    # Processes carrying calls' media; 0 keeps media in this process.
+    media_workers: int = 0
+    # How the media workers log (the router's own logging is set up by its caller).
+    log_level: str = "info"
+    log_format: str = "auto"
 
 
 class SipRouter:
@@ -87,7 +93,14 @@ class SipRouter:
         # be dropped without a word (see router.edge).
         self.layer = TransactionLayer(config.timers, auto_trying=False)
         self.transports = SipTransports(self._message_received, limits=config.limits)
-        self.port_pool = RtpPortPool(*config.rtp_ports)
+        self.workers = _worker_pool(config)
+        self._rtp_pool: RtpPortPool | None = None
+        self.port_pool: PortUsage
+        """The RTP ports: this process's pool, or the workers' ports."""
+        if self.workers is not None:
+            self.port_pool = self.workers.ports
+        else:
+            self.port_pool = self._rtp_pool = RtpPortPool(*config.rtp_ports)
         self.calls: dict[int, Call] = {}
         self.dialogs: dict[tuple[str, str, str], Call] = {}
         self.invites: dict[tuple[str, str, int], Call] = {}
@@ -113,6 +126,12 @@ class SipRouter:
             tcp=self.config.tcp,
         )
         log.info("sip_listening", bind=self.config.bind, port=self.port)
+        if self.workers is not None:
+            try:
+                await self.workers.start()
+            except MediaUnavailable:
+                await self.transports.close()
+                raise
 
     async def stop(self) -> None:
         """Hang up every call (BYE), then close the transports."""
@@ -126,6 +145,8 @@ class SipRouter:
         if self._timer is not None:
             self._timer.cancel()
         await self.transports.close()
+        if self.workers is not None:
+            await self.workers.stop()
 
     @property
     def active_calls(self) -> int:
@@ -260,9 +281,12 @@ class SipRouter:
         return self.dialogs.get(key)
 
     def _media_for(self, call: Call) -> MediaBridge:
-        """The call's media bridge, in this process."""
+        """The call's media bridge: in a media worker, or in this process."""
+        if self.workers is not None:
+            return self.workers.bridge(call)
+        assert self._rtp_pool is not None
         return LocalBridge(
-            pool=self.port_pool,
+            pool=self._rtp_pool,
             bind_host=self.config.bind,
             events=call,
             inactivity_timeout=self.config.call.rtp_timeout,
@@ -366,6 +390,27 @@ class SipRouter:
         for event in self.layer.fire_timers(self._now()):
             self._dispatch(event)
         self._flush()
+
+
+def _worker_pool(config: RouterConfig) -> WorkerPool | None:
+    """The media workers ``config`` asks for (not started yet), if any.
+
+    Raises:
+        ValueError: the RTP range cannot give every worker a port.
+    """
+    if config.media_workers <= 0:
+        return None
+    return WorkerPool(
+        WorkerPoolConfig(
+            workers=config.media_workers,
+            bind_host=config.bind,
+            rtp_ports=config.rtp_ports,
+            inactivity_timeout=config.call.rtp_timeout,
+            max_queued_frames=config.call.max_queued_frames,
+            log_level=config.log_level,
+            log_format=config.log_format,
+        )
+    )
 
 
 def _invite_key(invite: Request) -> tuple[str, str, int]:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +36,11 @@ __all__ = [
     "load_settings",
     "primary_address",
 ]
+
+
+# Media workers are processes with an interpreter each (tens of MB); more than
+# a few per core only adds switching. 256 is past the cores of any one host.
+MAX_MEDIA_WORKERS = 256
 
 
 class ConfigError(Exception):
@@ -56,6 +68,14 @@ class Settings(BaseSettings):
     )
     rtp_ports: str = Field(
         "10000-20000", description="RTP port range LO-HI (even ports)."
+    )
+    media_workers: int = Field(
+        0,
+        ge=0,
+        le=MAX_MEDIA_WORKERS,
+        description="Processes that carry calls' media (RTP and runner streams), "
+        "one per core; 0 keeps media in the router's process. The RTP range is "
+        "split between them.",
     )
 
     redis_url: str | None = None
@@ -125,6 +145,21 @@ class Settings(BaseSettings):
     @classmethod
     def _check_rtp_ports(cls, value: str) -> str:
         parse_port_range(value)
+        return value
+
+    @field_validator("media_workers")
+    @classmethod
+    def _check_media_workers(cls, value: int, info: ValidationInfo) -> int:
+        # Each worker binds RTP in a slice of its own: every slice needs a port.
+        rtp_ports = info.data.get("rtp_ports")
+        if value > 0 and rtp_ports is not None:
+            low, high = parse_port_range(rtp_ports)
+            pairs = (high - (low + (low & 1)) + 1) // 2
+            if pairs < value:
+                raise ValueError(
+                    f"the RTP range {rtp_ports} holds {pairs} ports, fewer than "
+                    f"one per media worker"
+                )
         return value
 
     @field_validator("default_country")
