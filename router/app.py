@@ -68,6 +68,7 @@ class Router:
                 block_duration_s=settings.scanner_block_s,
                 challenge_status=settings.digest_challenge,
                 realm=settings.digest_realm,
+                digest_algorithms=tuple(settings.digest_algorithms),
             ),
             call=CallConfig(
                 advertise=advertise,

@@ -12,7 +12,7 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from pydantic import (
@@ -25,8 +25,10 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 __all__ = [
@@ -63,7 +65,7 @@ class Settings(BaseSettings):
         "the host's primary address when bound to all addresses.",
     )
     sip_port: int = Field(5060, ge=1, le=65535)
-    transports: list[Literal["udp", "tcp"]] = Field(
+    transports: Annotated[list[Literal["udp", "tcp"]], NoDecode] = Field(
         default_factory=lambda: ["udp", "tcp"]
     )
     rtp_ports: str = Field(
@@ -113,6 +115,11 @@ class Settings(BaseSettings):
     )
     digest_realm: str = Field("sip-router", min_length=1)
     digest_challenge: Literal[401, 407] = 401
+    digest_algorithms: Annotated[list[Literal["SHA-256", "MD5"]], NoDecode] = Field(
+        default_factory=lambda: ["SHA-256", "MD5"],
+        description="Digest algorithms offered, in order (comma-separated in the env).",
+        min_length=1,
+    )
 
     instance_id: str | None = Field(
         None,
@@ -172,11 +179,15 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country we know")
         return value
 
-    @field_validator("transports", mode="before")
+    @field_validator("transports", "digest_algorithms", mode="before")
     @classmethod
     def _split_transports(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [part.strip().lower() for part in value.split(",") if part.strip()]
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            return [
+                p.upper() if p.upper() in ("SHA-256", "MD5") else p.lower()
+                for p in parts
+            ]
         return value
 
     @model_validator(mode="after")
@@ -273,9 +284,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     values = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         return Settings(**values)
+    except SettingsError as error:
+        raise ConfigError(f"invalid setting: {error}") from None
     except ValidationError as error:
         first = error.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        name = str(first["loc"][0]) if first["loc"] else "settings"
         env = f"ROUTER_{name.upper()}"
         raise ConfigError(f"invalid setting {name} ({env}): {first['msg']}") from None
 
