@@ -19,6 +19,7 @@ from router.numbers.cache import CachedLookup, DirectLookup, Lookup
 from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, StoreError, open_store
 from router.records import CallRecorder, default_instance_id
+from router.registration import Registrar
 from router.server import RouterConfig, SipRouter
 from router.settings import Settings, StartupError
 from router.transport import TransportLimits
@@ -42,6 +43,7 @@ class Router:
         self.http: ApiServer | None = None
         self.lookup: Lookup | None = None
         self.recorder: CallRecorder | None = None
+        self.registrar: Registrar | None = None
 
     async def start(self) -> None:
         """Open the store and bind SIP and HTTP."""
@@ -99,6 +101,10 @@ class Router:
             raise StartupError(
                 f"cannot start the media workers (ROUTER_MEDIA_WORKERS): {error}"
             ) from None
+        self.registrar = Registrar(
+            self.store, self.sip.send_request, advertise=advertise, port=self.sip.port
+        )
+        await self.registrar.start()
         if settings.http_port:
             token = (
                 settings.api_token.get_secret_value() if settings.api_token else None
@@ -160,6 +166,8 @@ class Router:
         """Hang up calls, close the listeners and the store we opened."""
         if self.http is not None:
             await self.http.stop()
+        if self.registrar is not None:
+            await self.registrar.close()
         if self.sip is not None:
             await self.sip.stop()
         if self.lookup is not None:

@@ -207,7 +207,10 @@ class Call:
         country = (self.trunk.default_country if self.trunk else None) or (
             self.config.default_country
         )
-        number = dialed_number(request, country)
+        # C13: a carrier that delivers to our registration names its username
+        # in the Request-URI; then the number is in To.
+        registered = self.trunk.username if self.trunk and self.trunk.register else None
+        number = dialed_number(request, country, registered)
         self.log = self.log.bind(to=number.e164 or number.raw)
         self.route = await find_route(self.services.lookup, number, self.trunk)
         assert self.route.pipe is not None

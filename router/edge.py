@@ -121,7 +121,10 @@ class TrunkGate:
             self._count_reject(source)
             status = 0 if self.policy.stealth else 403
             raise EdgeRejected(status, "Source Not Allowed")
-        if trunk.username:
+        # A trunk's credentials are what the carrier must answer with, unless
+        # the trunk registers with the carrier: then they are ours to give
+        # (C13), and the carrier is trusted by its address alone.
+        if trunk.username and not trunk.register:
             await self._authenticate(request, trunk)
         return Admission(trunk)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from router.calls import Call, CallConfig, CallServices, CallState
 from router.edge import EdgePolicy, TrunkGate
-from router.media.bridge import LocalBridge, MediaBridge, MediaUnavailable, PortUsage
+from router.media.bridge import LocalBridge, MediaBridge, PortUsage
 from router.media.ports import RtpPortPool
 from router.media.workers import WorkerPool, WorkerPoolConfig
 from router.numbers.cache import DirectLookup, Lookup
@@ -117,21 +118,29 @@ class SipRouter:
     # -- life cycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind the SIP transports."""
+        """Start the media workers (if any), then bind the SIP transports.
+
+        The workers come first, so no INVITE arrives before media can be set up.
+
+        Raises:
+            MediaUnavailable: a media worker did not start.
+            OSError: a SIP port could not be bound.
+        """
         self._loop = asyncio.get_running_loop()
-        self.port = await self.transports.start(
-            self.config.bind,
-            self.config.sip_port,
-            udp=self.config.udp,
-            tcp=self.config.tcp,
-        )
-        log.info("sip_listening", bind=self.config.bind, port=self.port)
         if self.workers is not None:
-            try:
-                await self.workers.start()
-            except MediaUnavailable:
-                await self.transports.close()
-                raise
+            await self.workers.start()
+        try:
+            self.port = await self.transports.start(
+                self.config.bind,
+                self.config.sip_port,
+                udp=self.config.udp,
+                tcp=self.config.tcp,
+            )
+        except BaseException:
+            if self.workers is not None:
+                await self.workers.stop()
+            raise
+        log.info("sip_listening", bind=self.config.bind, port=self.port)
 
     async def stop(self) -> None:
         """Hang up every call (BYE), then close the transports."""
@@ -303,6 +312,19 @@ class SipRouter:
     def forget(self, transaction: ServerTransaction) -> None:
         """Drop a request without answering it."""
         self.layer.forget(transaction)
+        self._flush()
+
+    def send_request(
+        self,
+        request: Request,
+        peer: Peer,
+        on_done: Callable[[Response | None], None],
+    ) -> None:
+        """Send an out-of-dialog request (REGISTER) in a client transaction.
+
+        ``on_done`` gets the final response, or None when Timer F fires.
+        """
+        self.layer.send_request(request, peer, self._now(), on_done=on_done)
         self._flush()
 
     def send_in_dialog(self, dialog: Dialog, method: str) -> None:
