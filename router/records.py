@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import socket
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,14 +57,23 @@ def strip_url_secrets(url: str) -> str:
 
 
 class CallRecorder:
-    """Queues call records and writes them to the store in order."""
+    """Queues call records and writes them to the store, newest state of each call.
+
+    A call saves its record at routing, at answer and at the end. When an
+    earlier state of the same call is still waiting to be written, the newer
+    one takes its place, so a short call under load costs one write, not three.
+    """
 
     def __init__(self, store: Store, instance: str) -> None:
         self.store = store
         self.instance = instance
         self.dropped = 0
         self.failed = 0
-        self._queue: asyncio.Queue[CallRecord] = asyncio.Queue(MAX_PENDING_WRITES)
+        self.coalesced = 0
+        self._pending: OrderedDict[str, CallRecord] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -79,32 +89,37 @@ class CallRecorder:
         if self._task is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._idle.wait(), timeout)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
     def save(self, record: CallRecord) -> None:
         """Queue a write of ``record`` without waiting."""
-        if self._queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._queue.get_nowait()
-                self._queue.task_done()
+        if record.call_id in self._pending:
+            self.coalesced += 1  # keeps its place in line, with the newer state
+        elif len(self._pending) >= MAX_PENDING_WRITES:
+            self._pending.popitem(last=False)
             self.dropped += 1
-        self._queue.put_nowait(record)
+        self._pending[record.call_id] = record
+        self._idle.clear()
+        self._wake.set()
 
     async def _drain(self) -> None:
         while True:
-            record = await self._queue.get()
-            try:
-                await self.store.save_call(record)
-            except StoreError as error:
-                self.failed += 1
-                log.warning(
-                    "call_record_failed", call_id=record.call_id, error=str(error)
-                )
-            finally:
-                self._queue.task_done()
+            await self._wake.wait()
+            while self._pending:
+                _, record = self._pending.popitem(last=False)
+                await self._write(record)
+            self._wake.clear()
+            self._idle.set()
+
+    async def _write(self, record: CallRecord) -> None:
+        try:
+            await self.store.save_call(record)
+        except StoreError as error:
+            self.failed += 1
+            log.warning("call_record_failed", call_id=record.call_id, error=str(error))
 
 
 def ended_by_for(reason: str) -> CallEndedBy:
