@@ -23,6 +23,7 @@ from bench.system import (
     WANTED_SOCKET_BUFFER,
     BenchError,
     Process,
+    child_pids,
     free_port_range,
     free_tcp_port,
     python_command,
@@ -54,6 +55,8 @@ class RouterUnderTest:
         max_streams: the most concurrent calls a step will place (sizes the RTP
             port range).
         log_level: the router's log level (production default: info).
+        media_workers: media worker processes (``ROUTER_MEDIA_WORKERS``); they
+            inherit the router's core. 0: media in the router's process.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class RouterUnderTest:
         store: str = "embedded",
         max_streams: int = 100,
         log_level: str = "info",
+        media_workers: int = 0,
     ) -> None:
         if store not in ("embedded", "redis"):
             raise BenchError(f"unknown store {store!r}: embedded or redis")
@@ -71,6 +75,7 @@ class RouterUnderTest:
         self.core = core
         self.store = store
         self.log_level = log_level
+        self.media_workers = media_workers
         self.rtp_ports = free_port_range(
             max_streams * RTP_PORTS_PER_CALL + RTP_PORT_HEADROOM
         )
@@ -91,7 +96,16 @@ class RouterUnderTest:
     def pids(self) -> dict[str, int]:
         """PIDs of the processes that make up the system under test."""
         processes = {"router": self.router, "runner": self.runner, "redis": self.redis}
-        return {name: p.pid for name, p in processes.items() if p is not None}
+        pids = {name: p.pid for name, p in processes.items() if p is not None}
+        for index, pid in enumerate(self.worker_pids()):
+            pids[f"media-worker-{index}"] = pid
+        return pids
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the router's media workers (its child processes), lowest first."""
+        if self.router is None or not self.media_workers:
+            return []
+        return child_pids(self.router.pid)
 
     def start(self) -> None:
         """Start Redis (if used) and the echo runner, seed the store, start the router.
@@ -160,6 +174,8 @@ class RouterUnderTest:
         else:
             argv += ["--db", str(self.db_path)]
         env = {"ROUTER_MAX_CALLS": str(MAX_CALLS), "ROUTER_INSTANCE_ID": "bench"}
+        if self.media_workers:
+            env["ROUTER_MEDIA_WORKERS"] = str(self.media_workers)
         self.router = Process(
             "router",
             argv,

@@ -15,7 +15,10 @@
 4. When the router misses a target, record py-spy profiles of it under load
    (:mod:`bench.profile`).
 
-``--quick`` runs a few-seconds version of every step.
+``--quick`` runs a few-seconds version of every step. ``--workers-scaling``
+measures instead what splitting media into worker processes costs: bridged
+calls with one and with two media workers, the router on one core
+(:mod:`bench.workers_scaling`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ from bench.system import (
     raised_socket_buffers,
     rss_kib,
     wait_until_quiet,
+)
+from bench.workers_scaling import (
+    WORKER_COUNTS,
+    format_scaling_report,
+    run_workers_scaling,
+    update_scaling_docs,
 )
 
 __all__ = ["BenchConfig", "Targets", "main", "run_benchmark", "write_results"]
@@ -634,6 +643,16 @@ def _parser() -> argparse.ArgumentParser:
         "--no-docs", action="store_true", help="leave docs/benchmarks.md"
     )
     parser.add_argument("--results-dir", type=Path, help="where the JSON goes")
+    parser.add_argument(
+        "--workers-scaling",
+        action="store_true",
+        help="bridged calls with 1 and 2 media workers, the router on one core",
+    )
+    parser.add_argument(
+        "--worker-counts",
+        default=",".join(str(count) for count in WORKER_COUNTS),
+        help="media worker counts --workers-scaling compares (first is the base)",
+    )
     return parser
 
 
@@ -671,6 +690,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = _parser().parse_args(argv)
     config = _config_from(args)
+    if args.workers_scaling:
+        counts = tuple(int(count) for count in args.worker_counts.split(","))
+        return _main_workers_scaling(config, counts)
     try:
         results = run_benchmark(config)
     except BenchError as error:
@@ -681,6 +703,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"results: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     if config.docs_path is not None:
         update_docs(config.docs_path, results, path.name)
+        print(f"updated {config.docs_path.relative_to(REPO)}")
+    return 0
+
+
+def _main_workers_scaling(config: BenchConfig, counts: tuple[int, ...]) -> int:
+    try:
+        results = run_workers_scaling(config, worker_counts=counts)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    print(format_scaling_report(results))
+    path = write_results(results, config.results_dir)
+    print(f"results: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    if config.docs_path is not None:
+        update_scaling_docs(config.docs_path, results, path.name)
         print(f"updated {config.docs_path.relative_to(REPO)}")
     return 0
 

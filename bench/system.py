@@ -28,6 +28,7 @@ __all__ = [
     "BenchError",
     "BufferSettings",
     "Process",
+    "child_pids",
     "core_busy_shares",
     "core_times",
     "cpu_seconds",
@@ -276,6 +277,17 @@ def cpu_seconds(pid: int) -> float:
     fields = text[text.rindex(")") + 2 :].split()
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """PIDs of the live child processes of ``pid`` (proc(5): field 4 is the parent)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                children.append(int(stat.parent.name))
+    return sorted(children)
 
 
 def rss_kib(pid: int) -> int:
