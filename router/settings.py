@@ -45,6 +45,19 @@ __all__ = [
 MAX_MEDIA_WORKERS = 256
 
 
+Transport = Literal["udp", "tcp"]
+DigestAlgorithm = Literal["SHA-256", "MD5"]
+
+
+def _default_transports() -> list[Transport]:
+    return ["udp", "tcp"]
+
+
+def _default_digest_algorithms() -> list[DigestAlgorithm]:
+    # RFC 8760 §2.4: the strongest first.
+    return ["SHA-256", "MD5"]
+
+
 class ConfigError(Exception):
     """A setting has a bad value; the message names the setting."""
 
@@ -65,8 +78,8 @@ class Settings(BaseSettings):
         "the host's primary address when bound to all addresses.",
     )
     sip_port: int = Field(5060, ge=1, le=65535)
-    transports: Annotated[list[Literal["udp", "tcp"]], NoDecode] = Field(
-        default_factory=lambda: ["udp", "tcp"]
+    transports: Annotated[list[Transport], NoDecode] = Field(
+        default_factory=_default_transports
     )
     rtp_ports: str = Field(
         "10000-20000", description="RTP port range LO-HI (even ports)."
@@ -115,8 +128,8 @@ class Settings(BaseSettings):
     )
     digest_realm: str = Field("sip-router", min_length=1)
     digest_challenge: Literal[401, 407] = 401
-    digest_algorithms: Annotated[list[Literal["SHA-256", "MD5"]], NoDecode] = Field(
-        default_factory=lambda: ["SHA-256", "MD5"],
+    digest_algorithms: Annotated[list[DigestAlgorithm], NoDecode] = Field(
+        default_factory=_default_digest_algorithms,
         description="Digest algorithms offered, in order (comma-separated in the env).",
         min_length=1,
     )
