@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import structlog
 
@@ -102,8 +102,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransports) -> None:
         self.owner = owner
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        host, port = str(addr[0]), int(addr[1])  # type: ignore[call-overload]
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
+        host, port = str(addr[0]), int(addr[1])
         self.owner.message_received(data, Peer("UDP", host, port))
 
     def error_received(self, exc: Exception) -> None:
@@ -373,8 +373,8 @@ class SipTransports:
         assert isinstance(protocol, _TcpConnection)
         protocol.write(data)
 
-    def _spawn(self, coroutine: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
