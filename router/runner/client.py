@@ -24,8 +24,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -33,11 +32,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
-    InvalidStatus,
     InvalidURI,
 )
-from websockets.frames import Close
 
+from router.runner.diagnostics import describe_closure, describe_failure, redact_url
+from router.runner.interface import (
+    MediaSink,
+    RunnerStats,
+    RunnerUnavailable,
+    StreamStart,
+)
 from router.runner.protocol import (
     MAX_RUNNER_MESSAGE,
     RunnerClear,
@@ -92,60 +96,6 @@ INVALID_LOG_INTERVAL = 1.0
 _logger = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class StreamStart:
-    """What the ``start`` message tells the runner about the call.
-
-    ``account_sid`` carries the pipe id and ``call_sid`` our call id, as the
-    design maps them onto Twilio's fields.
-    """
-
-    call_sid: str
-    stream_sid: str
-    account_sid: str
-    custom_parameters: dict[str, str] = field(default_factory=dict)
-
-
-class MediaSink(Protocol):
-    """Where the runner's audio goes; implemented by the call's media session."""
-
-    def play(self, ulaw: bytes) -> None:
-        """Queue mu-law audio of any length for the caller."""
-
-    def mark(self, name: str) -> None:
-        """Place a marker after the audio queued so far; report it once played."""
-
-    def clear(self) -> list[str]:
-        """Drop all queued audio and return the names of the marks it held."""
-
-
-class RunnerUnavailable(Exception):
-    """The runner could not be reached or refused the stream.
-
-    ``reason`` says why in a few words: connect refused, timed out, handshake
-    rejected, TLS failure, closed early.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass
-class RunnerStats:
-    """Counters for one session, read by metrics and tests."""
-
-    frames_sent: int = 0
-    frames_dropped: int = 0
-    control_dropped: int = 0
-    media_received: int = 0
-    media_received_bytes: int = 0
-    marks_received: int = 0
-    clears_received: int = 0
-    invalid_messages: int = 0
-    unknown_messages: int = 0
-
-
 class _State(enum.Enum):
     NEW = "new"
     OPENING = "opening"
@@ -161,52 +111,6 @@ def _default_ssl_context() -> ssl.SSLContext:
     Loading the system trust store costs milliseconds, so it is done once.
     """
     return ssl.create_default_context()
-
-
-def _redact_url(url: str) -> str:
-    """Return ``url`` without user info and query, which may carry credentials."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid url>"
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def _describe_failure(exc: BaseException, timeout: float) -> str:
-    """Turn a connection failure into a short reason for logs and SIP responses."""
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {timeout:g}s"
-    if isinstance(exc, InvalidStatus):
-        return f"handshake rejected (HTTP {exc.response.status_code})"
-    if isinstance(exc, InvalidHandshake):
-        return f"handshake failed: {exc}"
-    if isinstance(exc, InvalidURI):
-        return "invalid runner URL"
-    if isinstance(exc, ConnectionClosed):
-        return "closed early"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connect refused"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS failed: {exc.reason or exc}"
-    return f"connect failed: {exc}"
-
-
-def _describe_closure(ws: ClientConnection) -> str:
-    """Say how the runner's connection ended, for ``on_closed``."""
-    received, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
-    if received is not None:
-        return f"runner closed ({_describe_close_frame(received)})"
-    if sent is not None:
-        # RFC 6455 §7.1.7: we failed the connection (message too big, keepalive
-        # ping timeout, ...) and did not wait for the runner's close frame.
-        return f"runner connection failed ({_describe_close_frame(sent)})"
-    return "runner connection lost"
-
-
-def _describe_close_frame(frame: Close) -> str:
-    return f"{frame.code} {frame.reason}" if frame.reason else f"{frame.code}"
 
 
 class RunnerSession:
@@ -314,15 +218,15 @@ class RunnerSession:
             # TimeoutError is an OSError: it covers both our deadline and
             # websockets' open_timeout.
             await self._discard_connection()
-            reason = _describe_failure(exc, self._connect_timeout)
+            reason = describe_failure(exc, self._connect_timeout)
             self._log.warning(
-                "runner unavailable", runner=_redact_url(self.url), reason=reason
+                "runner unavailable", runner=redact_url(self.url), reason=reason
             )
             raise RunnerUnavailable(reason) from exc
         except BaseException:
             await self._discard_connection()
             raise
-        self._log.info("runner stream started", runner=_redact_url(self.url))
+        self._log.info("runner stream started", runner=redact_url(self.url))
 
     async def _connect(self) -> ClientConnection:
         options: dict[str, Any] = {
@@ -418,7 +322,7 @@ class RunnerSession:
             # A failing sink must not leave the call up with a deaf session.
             self._log.exception("runner reader failed")
             reason = "runner session error"
-        self._runner_gone(reason or _describe_closure(ws))
+        self._runner_gone(reason or describe_closure(ws))
 
     def _dispatch(self, text: str | bytes) -> None:
         try:
