@@ -20,6 +20,10 @@ Two figures come out:
   is the point);
 * **CPU per call** of the router and its workers together, over the window,
   at the largest call count both held: the cost of the split at equal load.
+
+In this mode a step's ``answerer_cpu_s`` is the router's and its workers'
+together (so the per-call figures of :mod:`bench.bridged` mean the same in
+both configurations); ``helper_cpu_s`` lists the runner and each worker.
 """
 
 from __future__ import annotations
@@ -183,7 +187,7 @@ def _bridged_step(
             drain_s=config.drain_s,
             late_ms=config.late_ms,
         )
-        return measure_bridged_step(
+        step = measure_bridged_step(
             router.target,
             load,
             answerer_pid=router.router.pid,
@@ -192,6 +196,9 @@ def _bridged_step(
             core=config.load_core,
             log_path=workdir / "generator.log",
         )
+    # The media's CPU is the workers': the answerer is the router with them.
+    step.answerer_cpu_s = media_cpu_s(step)
+    return step
 
 
 def _warm_up(target: tuple[str, int], config: BenchConfig, workdir: Path) -> None:
@@ -205,7 +212,10 @@ def _warm_up(target: tuple[str, int], config: BenchConfig, workdir: Path) -> Non
 
 
 def media_cpu_s(step: BridgedStep) -> float:
-    """CPU seconds of the router and its media workers over the window."""
+    """CPU seconds of the router's process and its media workers over the window.
+
+    ``step`` as measured, with the router alone as the answerer.
+    """
     workers = sum(
         seconds
         for name, seconds in step.helper_cpu_s.items()
@@ -220,6 +230,12 @@ def _held_at(sweep: BridgedSweep, calls: int) -> BridgedStep | None:
     )
 
 
+def _largest_held_by_all(sweeps: list[BridgedSweep]) -> int:
+    """The largest call count every sweep measured and held (0 if none)."""
+    held = [{step.calls for step in sweep.steps if step.holds} for sweep in sweeps]
+    return max(set.intersection(*held), default=0) if held else 0
+
+
 def scaling_figures(
     sweeps: dict[int, BridgedSweep], worker_counts: tuple[int, ...]
 ) -> dict[str, Any]:
@@ -231,14 +247,12 @@ def scaling_figures(
         if sweeps[base].max_held
         else None
     )
-    common = min(sweeps[count].max_held for count in worker_counts)
+    common = _largest_held_by_all([sweeps[count] for count in worker_counts])
     cpu: dict[str, float | None] = {}
     for count in worker_counts:
         step = _held_at(sweeps[count], common) if common else None
         cpu[str(count)] = (
-            round(100 * media_cpu_s(step) / max(step.window_s, 1e-9) / common, 4)
-            if step is not None
-            else None
+            round(100 * step.cpu_per_call, 4) if step is not None else None
         )
     return {
         "held_calls": held,
@@ -263,12 +277,7 @@ def _rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for count, sweep in results["sweeps"].items():
         for step in sweep["steps"]:
-            cpu = step["answerer_cpu_s"] + sum(
-                seconds
-                for name, seconds in step["helper_cpu_s"].items()
-                if name.startswith("media-worker")
-            )
-            per_call = 100 * cpu / max(step["window_s"], 1e-9) / max(1, step["calls"])
+            per_call = step["cpu_per_call_percent"]
             verdict = "holds" if step["holds"] else f"fails: {step['why_not']}"
             rows.append(
                 [

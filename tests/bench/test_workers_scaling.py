@@ -41,7 +41,7 @@ def bridged_step(calls: int, *, holds: bool = True, **changes: Any) -> BridgedSt
         "latency_p99_ms": 22.0,
         "latency_max_ms": 30.0,
         "window_s": 10.0,
-        "answerer_cpu_s": 0.5,
+        "answerer_cpu_s": 3.5,  # the router and its worker
         "helper_cpu_s": {"runner": 2.0, "media-worker-0": 3.0},
         "rss_idle_kib": 70_000,
         "rss_loaded_kib": 75_000,
@@ -67,7 +67,9 @@ def sweep(name: str, *steps: BridgedStep) -> BridgedSweep:
 
 def test_media_cpu_counts_the_router_and_its_workers_but_not_the_runner() -> None:
     step = bridged_step(
-        100, helper_cpu_s={"runner": 2.0, "media-worker-0": 1.5, "media-worker-1": 1.0}
+        100,
+        answerer_cpu_s=0.5,  # the router's process alone, as measured
+        helper_cpu_s={"runner": 2.0, "media-worker-0": 1.5, "media-worker-1": 1.0},
     )
 
     assert media_cpu_s(step) == pytest.approx(0.5 + 1.5 + 1.0)
@@ -102,16 +104,23 @@ def test_a_ratio_below_ninety_percent_misses_the_target() -> None:
 def test_cpu_per_call_is_compared_at_the_largest_count_both_held() -> None:
     one = sweep("1", bridged_step(100), bridged_step(200, answerer_cpu_s=1.0))
     two = sweep(
-        "2",
-        bridged_step(100, helper_cpu_s={"media-worker-0": 2.0, "media-worker-1": 2.0}),
-        bridged_step(200, holds=False),
+        "2", bridged_step(100, answerer_cpu_s=4.5), bridged_step(200, holds=False)
     )
 
     figures = scaling_figures({1: one, 2: two}, (1, 2))
 
     assert figures["common_calls"] == 100
-    # (0.5 + 3.0) s and (0.5 + 4.0) s over a 10 s window, for 100 calls.
+    # 3.5 s and 4.5 s over a 10 s window, for 100 calls.
     assert figures["cpu_per_call_percent"] == {"1": 0.35, "2": 0.45}
+
+
+def test_cpu_per_call_is_compared_at_a_count_both_measured() -> None:
+    one = sweep("1", bridged_step(100), bridged_step(160))
+    two = sweep(
+        "2", bridged_step(100), bridged_step(150), bridged_step(160, holds=False)
+    )
+
+    assert scaling_figures({1: one, 2: two}, (1, 2))["common_calls"] == 100
 
 
 def test_no_held_step_leaves_the_ratio_unknown_and_the_target_missed() -> None:
