@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sip-router", description=__doc__.split("\n")[0]
+        prog="sip-router", description="Inbound SIP call router for voice AI."
     )
     parser.add_argument("--config", help="TOML config file (ROUTER_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the router (production)")
     _network_options(run)
     _store_options(run)
+    run.add_argument(
+        "--media-workers",
+        type=int,
+        help="processes carrying calls' media, one per core; 0 = in this process "
+        "(ROUTER_MEDIA_WORKERS)",
+    )
     run.add_argument(
         "--default-country",
         help="country for national numbers (ROUTER_DEFAULT_COUNTRY)",
@@ -122,6 +128,7 @@ def _settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
         "default_country",
         "http_bind",
         "http_port",
+        "media_workers",
     ]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides.update(extra)
