@@ -16,6 +16,7 @@ import signal
 from contextlib import nullcontext
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from bench.system import (
     LOOPBACK,
@@ -45,7 +46,33 @@ RTP_PORT_HEADROOM = 200
 SIPP_MEDIA_PORTS = 4
 
 
-class RouterUnderTest:
+class _Answerer:
+    """Start on entering a ``with`` block, stop (by PID) on leaving it, even half-started."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RouterUnderTest(_Answerer):
     """A router process, its echo runner (and its Redis), all on one core.
 
     Args:
@@ -191,24 +218,8 @@ class RouterUnderTest:
             if process is not None:
                 process.stop()
 
-    def __enter__(self) -> RouterUnderTest:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class SippUas:
+class SippUas(_Answerer):
     """SIPp's embedded UAS on one core: the reference answerer.
 
     Args:
@@ -286,19 +297,3 @@ class SippUas:
         """Stop SIPp by its PID."""
         if self.process is not None:
             self.process.stop()
-
-    def __enter__(self) -> SippUas:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
