@@ -20,7 +20,9 @@ UDP = Peer("UDP", "127.0.0.1", 5070)
 TCP = Peer("TCP", "127.0.0.1", 40000, connection=object())
 
 
-def invite(branch: str = "z9hG4bK-inv1", method: str = "INVITE", to_tag: str = "") -> Request:
+def invite(
+    branch: str = "z9hG4bK-inv1", method: str = "INVITE", to_tag: str = ""
+) -> Request:
     to = "<sip:+14155550100@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
     raw = (
         f"{method} sip:+14155550100@127.0.0.1:5060 SIP/2.0\r\n"
@@ -72,7 +74,9 @@ def test_retransmitted_invite_is_absorbed_and_last_response_resent() -> None:
     layer = TransactionLayer()
     (event,) = layer.receive_request(invite(), UDP, 0.0)
     assert isinstance(event, RequestReceived)
-    layer.respond(event.transaction, make_response(event.request, 180, to_tag="r1"), 0.1)
+    layer.respond(
+        event.transaction, make_response(event.request, 180, to_tag="r1"), 0.1
+    )
     statuses(layer)
     assert layer.receive_request(invite(), UDP, 0.5) == []
     assert statuses(layer) == [180]
@@ -83,7 +87,9 @@ def test_2xx_is_retransmitted_t1_doubling_to_t2_until_ack() -> None:
     (event,) = layer.receive_request(invite(), UDP, 0.0)
     assert isinstance(event, RequestReceived)
     statuses(layer)
-    layer.respond(event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0)
+    layer.respond(
+        event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0
+    )
     assert statuses(layer) == [200]
 
     sent_at = []
@@ -106,7 +112,9 @@ def test_2xx_without_ack_times_out_after_64_t1() -> None:
     layer, clock = TransactionLayer(), FakeClock()
     (event,) = layer.receive_request(invite(), UDP, 0.0)
     assert isinstance(event, RequestReceived)
-    layer.respond(event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0)
+    layer.respond(
+        event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0
+    )
     statuses(layer)
     assert clock.advance_to(layer, 31.9) == []
     retransmissions = statuses(layer)
@@ -122,7 +130,9 @@ def test_retransmitted_invite_after_2xx_is_absorbed() -> None:
     layer = TransactionLayer()
     (event,) = layer.receive_request(invite(), UDP, 0.0)
     assert isinstance(event, RequestReceived)
-    layer.respond(event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0)
+    layer.respond(
+        event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0
+    )
     statuses(layer)
     assert layer.receive_request(invite(), UDP, 0.2) == []
 
@@ -131,7 +141,9 @@ def test_non_2xx_final_is_resent_with_timer_g_until_ack_then_timer_i() -> None:
     layer, clock = TransactionLayer(), FakeClock()
     (event,) = layer.receive_request(invite(), UDP, 0.0)
     assert isinstance(event, RequestReceived)
-    layer.respond(event.transaction, make_response(event.request, 404, to_tag="r1"), 0.0)
+    layer.respond(
+        event.transaction, make_response(event.request, 404, to_tag="r1"), 0.0
+    )
     assert statuses(layer) == [100, 404]
     clock.advance_to(layer, 1.6)
     assert statuses(layer) == [404, 404]  # at 0.5 and 1.5
@@ -179,7 +191,9 @@ def test_cancel_after_final_response_has_no_effect() -> None:
     layer = TransactionLayer()
     (event,) = layer.receive_request(invite(), UDP, 0.0)
     assert isinstance(event, RequestReceived)
-    layer.respond(event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0)
+    layer.respond(
+        event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0
+    )
     statuses(layer)
     assert layer.receive_request(invite(method="CANCEL"), UDP, 0.3) == []
     assert statuses(layer) == [200]  # RFC 6026 keeps the INVITE transaction
@@ -215,7 +229,9 @@ def bye_request() -> Request:
     headers.add("Call-ID", "tx1@127.0.0.1")
     headers.add("CSeq", "2 BYE")
     headers.add("Max-Forwards", "70")
-    return Request(method="BYE", uri="sip:+14155550111@127.0.0.1:5070", headers=headers, body=b"")
+    return Request(
+        method="BYE", uri="sip:+14155550111@127.0.0.1:5070", headers=headers, body=b""
+    )
 
 
 def test_client_bye_is_retransmitted_timer_e_and_times_out_at_timer_f() -> None:
