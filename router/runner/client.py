@@ -1,13 +1,15 @@
 """The WebSocket client that bridges one call to its runner.
 
 A :class:`RunnerSession` connects to the pipe's runner, sends ``connected`` and
-``start``, then runs two tasks for the life of the call:
+``start``, then, for the life of the call, writes each outgoing message (caller
+audio, DTMF, played marks, ``stop``) to the connection at once and hands the
+runner's audio, marks and clears to a :class:`MediaSink` (the call's media
+session) as each message arrives. Neither direction uses a task: sending a 20 ms
+frame is a function call that frames the message and gives it to the transport.
 
-* a writer that drains a bounded queue of outgoing messages (caller audio,
-  DTMF, played marks, ``stop``), so sending a 20 ms frame never blocks and never
-  creates a task;
-* a reader that hands the runner's audio, marks and clears to a
-  :class:`MediaSink` (the call's media session).
+When the runner does not read, the bytes the kernel would not take pile up in
+the transport; past a bound, caller audio is dropped (and counted) rather than
+delayed further.
 
 When the runner closes the stream or the connection drops, ``on_closed`` fires
 once so the call can hang up; it never fires after the call itself asked the
@@ -17,18 +19,14 @@ session to close.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import functools
 import ssl
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -52,6 +50,7 @@ from router.runner.protocol import (
     StreamEncoder,
     parse_runner_message,
 )
+from router.runner.ws import ClientConnection, open_connection
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -84,10 +83,15 @@ CLOSE_TIMEOUT = 2.0
 # ended; a runner that is not reading does not hold a hangup for longer.
 STOP_FLUSH_TIMEOUT = 1.0
 
-# Queue slots beyond ``max_send_queue`` kept for DTMF, played marks and ``stop``:
-# these are rare and small, so they are not dropped just because audio filled
-# the queue, yet a runner flooding marks cannot grow the queue without bound.
+# Room beyond ``max_send_queue``, in 20 ms media messages' worth of bytes, kept
+# for DTMF, played marks and ``stop``: these are rare and small, so they are not
+# dropped just because audio filled the buffer, yet a runner flooding marks
+# cannot grow the buffer without bound.
 CONTROL_HEADROOM = 50
+
+# Caller audio arrives in 20 ms frames of 160 bytes (RFC 3551 §4.5.14 at the
+# default packetization); buffer bounds are counted in messages of that size.
+_FRAME_BYTES = 160
 
 # Invalid runner messages are logged at most once per this many seconds, so a
 # runner sending garbage at frame rate does not flood the log.
@@ -125,9 +129,10 @@ class RunnerSession:
         connect_timeout: seconds :meth:`open` may take in all.
         ssl_context: for ``wss://``; defaults to a context that checks the
             runner's certificate against the system trust store.
-        max_send_queue: outgoing messages buffered while the runner reads slowly;
-            250 frames of 20 ms is 5 s of audio, after which caller audio is
-            dropped (and counted) rather than delayed further.
+        max_send_queue: outgoing 20 ms media messages' worth of bytes buffered
+            beyond what the kernel holds while the runner reads slowly; 250 is
+            5 s of audio, after which caller audio is dropped (and counted)
+            rather than delayed further.
     """
 
     def __init__(
@@ -148,19 +153,18 @@ class RunnerSession:
         self._on_closed = on_closed
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
-        self._max_send_queue = max_send_queue
         self._encoder = StreamEncoder(
             start.stream_sid, account_sid=start.account_sid, call_sid=start.call_sid
         )
+        message_bytes = _wire_size(start.stream_sid)
+        self._audio_limit = max_send_queue * message_bytes
+        self._control_limit = (max_send_queue + CONTROL_HEADROOM) * message_bytes
         self._state = _State.NEW
-        self._ws: ClientConnection | None = None
+        self._conn: ClientConnection | None = None
         self._started = False
-        self._queue: deque[tuple[str, bool]] = deque()
-        self._wakeup = asyncio.Event()
-        self._finishing = False
+        self._early: list[str | bytes] = []
+        self._deaf = False
         self._connect_task: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._last_invalid_log = -INVALID_LOG_INTERVAL
         self._invalid_since_log = 0
@@ -199,7 +203,13 @@ class RunnerSession:
             self._connect_task = None
         if self._close_task is not None:
             raise RunnerUnavailable("closed while opening")
-        self._start_tasks()
+        self._state = _State.OPEN
+        early, self._early = self._early, []
+        for message in early:
+            self._on_message(message)
+        if self._conn is not None and self._conn.lost:
+            # The runner went away while open() was returning.
+            self._on_lost()
 
     def _closed_by_us_while_opening(self) -> bool:
         """True if close() cancelled the attempt, not a cancellation of our caller."""
@@ -210,119 +220,104 @@ class RunnerSession:
     async def _connect_and_start(self) -> None:
         try:
             async with asyncio.timeout(self._connect_timeout):
-                self._ws = ws = await self._connect()
-                await ws.send(self._encoder.connected())
-                await ws.send(self._encoder.start(self.start.custom_parameters))
-                self._started = True
+                self._conn = conn = await self._connect()
+            if not (
+                conn.send_text(self._encoder.connected())
+                and conn.send_text(self._encoder.start(self.start.custom_parameters))
+            ):
+                raise conn.closed_error()
+            self._started = True
         except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
-            # TimeoutError is an OSError: it covers both our deadline and
-            # websockets' open_timeout.
-            await self._discard_connection()
+            # TimeoutError is an OSError: it covers our deadline.
+            self._discard_connection()
             reason = describe_failure(exc, self._connect_timeout)
             self._log.warning(
                 "runner unavailable", runner=redact_url(self.url), reason=reason
             )
             raise RunnerUnavailable(reason) from exc
         except BaseException:
-            await self._discard_connection()
+            self._discard_connection()
             raise
         self._log.info("runner stream started", runner=redact_url(self.url))
 
     async def _connect(self) -> ClientConnection:
-        options: dict[str, Any] = {
-            "open_timeout": self._connect_timeout,
-            "ping_interval": PING_INTERVAL,
-            "ping_timeout": PING_TIMEOUT,
-            "close_timeout": CLOSE_TIMEOUT,
-            "max_size": MAX_RUNNER_MESSAGE,
-            # base64 mu-law barely compresses, and deflating 50 frames a second
-            # per call costs CPU the media path needs.
-            "compression": None,
-            # Runners are reached directly: call audio never goes through a proxy
-            # picked up from the environment.
-            "proxy": None,
-        }
-        if urlsplit(self.url).scheme.lower() == "wss":
-            options["ssl"] = self._ssl_context or _default_ssl_context()
-        return await connect(self.url, **options)
+        scheme = urlsplit(self.url).scheme.lower()
+        context = None
+        if scheme == "wss":
+            context = self._ssl_context or _default_ssl_context()
+        conn = await open_connection(
+            self.url,
+            ssl_context=context,
+            max_message=MAX_RUNNER_MESSAGE,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
+            close_timeout=CLOSE_TIMEOUT,
+        )
+        conn.on_message = self._on_message
+        conn.on_lost = self._on_lost
+        return conn
 
-    async def _discard_connection(self) -> None:
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            await self._close_socket(ws)
-
-    def _start_tasks(self) -> None:
-        assert self._ws is not None
-        self._state = _State.OPEN
-        self._writer = asyncio.create_task(self._write_queued(self._ws))
-        self._reader = asyncio.create_task(self._read_messages(self._ws))
+    def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
 
     # Sending: synchronous, never blocking, called from the media path.
 
     def send_audio(self, ulaw: bytes) -> None:
-        """Queue one frame of the caller's audio; drop it if the queue is full."""
+        """Send one frame of the caller's audio; drop it if the runner is behind."""
         if self._state is not _State.OPEN:
             return
-        if len(self._queue) >= self._max_send_queue:
+        conn = self._conn
+        assert conn is not None
+        if conn.buffered > self._audio_limit:
             self._encoder.skip_media(len(ulaw))
             self.stats.frames_dropped += 1
             return
-        self._queue.append((self._encoder.media(ulaw), True))
-        self._wakeup.set()
+        if conn.send_text(self._encoder.media(ulaw)):
+            self.stats.frames_sent += 1
 
     def send_dtmf(self, digit: str) -> None:
-        """Queue a ``dtmf`` message for one digit (0-9, ``*``, ``#``, A-D).
+        """Send a ``dtmf`` message for one digit (0-9, ``*``, ``#``, A-D).
 
         Raises:
             RunnerProtocolError: ``digit`` is not a DTMF digit.
         """
         if self._state is _State.OPEN:
-            self._queue_control(self._encoder.dtmf(digit))
+            self._send_control(self._encoder.dtmf(digit))
 
     def mark_played(self, name: str) -> None:
         """Tell the runner that the audio before its mark ``name`` has played."""
         if self._state is _State.OPEN:
-            self._queue_control(self._encoder.mark(name))
+            self._send_control(self._encoder.mark(name))
 
-    def _queue_control(self, text: str) -> None:
-        if len(self._queue) >= self._max_send_queue + CONTROL_HEADROOM:
+    def _send_control(self, text: str) -> None:
+        conn = self._conn
+        assert conn is not None
+        if conn.buffered > self._control_limit:
             self.stats.control_dropped += 1
             return
-        self._queue.append((text, False))
-        self._wakeup.set()
+        conn.send_text(text)
 
-    async def _write_queued(self, ws: ClientConnection) -> None:
-        """Writer task: send queued messages in order until told to finish."""
-        queue = self._queue
-        try:
-            while queue or not self._finishing:
-                if not queue:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                text, is_media = queue.popleft()
-                await ws.send(text)
-                if is_media:
-                    self.stats.frames_sent += 1
-        except ConnectionClosed:
-            # The reader sees the same closure and reports it.
-            return
+    # Receiving: called by the connection as each message completes.
 
-    # Receiving.
+    def _on_message(self, message: str | bytes) -> None:
+        if self._state is _State.OPENING:
+            # The runner spoke before open() returned; keep it for the sink.
+            self._early.append(message)
+        elif not self._deaf:
+            try:
+                self._dispatch(message)
+            except Exception:
+                # A failing sink must not leave the call up with a deaf session.
+                self._log.exception("runner reader failed")
+                self._deaf = True
+                self._runner_gone("runner session error")
 
-    async def _read_messages(self, ws: ClientConnection) -> None:
-        """Reader task: dispatch runner messages until the connection ends."""
-        reason: str | None = None
-        try:
-            async for text in ws:
-                self._dispatch(text)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            # A failing sink must not leave the call up with a deaf session.
-            self._log.exception("runner reader failed")
-            reason = "runner session error"
-        self._runner_gone(reason or describe_closure(ws))
+    def _on_lost(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            self._runner_gone(describe_closure(conn.protocol))
 
     def _dispatch(self, text: str | bytes) -> None:
         try:
@@ -369,8 +364,6 @@ class RunnerSession:
         if self._state is not _State.OPEN or self._close_task is not None:
             return
         self._state = _State.ENDED
-        if self._writer is not None:
-            self._writer.cancel()
         self._log.info("runner stream ended", reason=reason)
         try:
             self._on_closed(reason)
@@ -395,43 +388,34 @@ class RunnerSession:
             if self._connect_task is not None:
                 self._connect_task.cancel()
                 await asyncio.wait({self._connect_task})
-            ws = self._ws
-            if ws is not None:
+            conn = self._conn
+            if conn is not None:
                 if self._started and self._state is not _State.ENDED:
-                    await self._send_stop(ws)
-                await self._close_socket(ws)
-            await self._stop_tasks()
+                    await self._send_stop(conn)
+                await self._close_connection(conn)
         except Exception:
             self._log.exception("runner session close failed")
         self._state = _State.CLOSED
+        self._early.clear()
         self._log.info("runner session closed", reason=reason, **vars(self.stats))
 
-    async def _send_stop(self, ws: ClientConnection) -> None:
-        """Flush queued audio and ``stop`` through the writer, bounded in time."""
-        stop = self._encoder.stop()
-        writer = self._writer
+    async def _send_stop(self, conn: ClientConnection) -> None:
+        """Send ``stop`` after the audio already written, and let it drain, bounded."""
+        if conn.send_text(self._encoder.stop()):
+            await conn.drain(STOP_FLUSH_TIMEOUT)
+
+    async def _close_connection(self, conn: ClientConnection) -> None:
+        # The connection bounds its closing handshake by CLOSE_TIMEOUT; the margin
+        # covers the transport's own teardown.
+        conn.close()
         try:
-            if writer is None or writer.done():
-                await asyncio.wait_for(ws.send(stop), STOP_FLUSH_TIMEOUT)
-                return
-            self._queue.append((stop, False))
-            self._finishing = True
-            self._wakeup.set()
-            await asyncio.wait({writer}, timeout=STOP_FLUSH_TIMEOUT)
-        except (ConnectionClosed, TimeoutError):
-            pass
+            await asyncio.wait_for(conn.wait_lost(), CLOSE_TIMEOUT + 1.0)
+        except TimeoutError:
+            conn.abort()
 
-    async def _close_socket(self, ws: ClientConnection) -> None:
-        # Bounded by close_timeout inside websockets; the margin covers the
-        # transport's own teardown.
-        with contextlib.suppress(OSError, ConnectionClosed):
-            await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT + 1.0)
 
-    async def _stop_tasks(self) -> None:
-        tasks = {task for task in (self._writer, self._reader) if task is not None}
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        self._writer = self._reader = None
-        self._queue.clear()
+def _wire_size(stream_sid: str) -> int:
+    """Bytes a 20 ms media message of stream ``stream_sid`` takes on the wire."""
+    probe = StreamEncoder(stream_sid, account_sid="", call_sid="")
+    # RFC 6455 §5.2: 2 header bytes, 2 for a 16-bit length, 4 for the mask key.
+    return len(probe.media(bytes(_FRAME_BYTES))) + 8

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ssl
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -17,6 +16,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 from websockets.frames import Close
+from websockets.protocol import Protocol
 
 __all__ = ["describe_close_frame", "describe_closure", "describe_failure", "redact_url"]
 
@@ -51,9 +51,9 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
     return f"connect failed: {exc}"
 
 
-def describe_closure(ws: ClientConnection) -> str:
-    """Say how the runner's connection ended, for ``on_closed``."""
-    received, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
+def describe_closure(protocol: Protocol) -> str:
+    """Say how the runner's connection ended, for ``on_closed``, from its protocol."""
+    received, sent = protocol.close_rcvd, protocol.close_sent
     if received is not None:
         return f"runner closed ({describe_close_frame(received)})"
     if sent is not None:

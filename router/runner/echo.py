@@ -22,27 +22,28 @@ import contextlib
 import http
 import math
 import signal
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from router.runner.protocol import (
     BYTES_PER_MS,
     MAX_RUNNER_MESSAGE,
     RouterDtmf,
     RouterMark,
-    RouterMedia,
+    RouterMediaText,
     RouterStart,
     RouterStop,
+    RunnerMediaBuilder,
     RunnerProtocolError,
-    parse_router_message,
+    read_router_message,
     runner_mark,
-    runner_media,
 )
+from router.runner.ws import ServerConnection, WebSocketServer, serve
 
 __all__ = [
     "MARK_INTERVAL_MS",
@@ -110,7 +111,7 @@ class EchoRunner:
 
     Attributes:
         port: the TCP port it listens on (useful when asked for port 0).
-        sessions: WebSocket connections currently open.
+        sessions: WebSocket streams currently open.
         digits: every DTMF digit received, in order, across sessions.
         marks_played: every mark the router reported as played.
         starts: the ``start`` messages received, in order.
@@ -122,136 +123,131 @@ class EchoRunner:
         self.digits: list[str] = []
         self.marks_played: list[str] = []
         self.starts: list[RouterStart] = []
-        self._server: Server | None = None
+        self._server: WebSocketServer | None = None
 
     async def listen(self, host: str, port: int) -> None:
         """Start listening on ``host``:``port`` (port 0 picks a free one)."""
         self._server = await serve(
-            self._run_session,
+            self._open_session,
             host,
             port,
-            process_request=self._check_request,
-            max_size=MAX_RUNNER_MESSAGE,
-            compression=None,
+            check_request=self._check_request,
+            max_message=MAX_RUNNER_MESSAGE,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = self._server.port
 
     async def close(self) -> None:
         """Stop listening and close every open stream."""
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            await self._server.close()
 
     async def serve_forever(self) -> None:
         """Wait until the server is closed."""
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _check_request(
-        self, connection: ServerConnection, request: Request
-    ) -> Response | None:
+    def _check_request(
+        self, protocol: ServerProtocol, request: Request
+    ) -> Response | Awaitable[None] | None:
         """Apply the ``reject`` and ``ready_delay`` hooks before the handshake."""
         try:
             options = EchoOptions.from_path(request.path)
         except ValueError as exc:
-            return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+            return protocol.reject(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
         if options.reject:
-            return connection.respond(
+            return protocol.reject(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "runner not ready\n"
             )
         if options.ready_delay:
-            await asyncio.sleep(options.ready_delay)
+            return asyncio.sleep(options.ready_delay)
         return None
 
-    async def _run_session(self, ws: ServerConnection) -> None:
+    def _open_session(self, conn: ServerConnection, request: Request) -> None:
         self.sessions += 1
-        session = _EchoSession(self, ws)
-        try:
-            await session.run()
-        finally:
-            self.sessions -= 1
+        _EchoSession(self, conn, EchoOptions.from_path(request.path))
+
+    def _session_ended(self) -> None:
+        self.sessions -= 1
 
 
 class _EchoSession:
-    """One stream on the echo runner."""
+    """One stream on the echo runner, driven by its connection's callbacks."""
 
-    def __init__(self, runner: EchoRunner, ws: ServerConnection) -> None:
+    def __init__(
+        self, runner: EchoRunner, conn: ServerConnection, options: EchoOptions
+    ) -> None:
         self._runner = runner
-        self._ws = ws
-        self._options = EchoOptions.from_path(ws.request.path if ws.request else "/")
+        self._conn = conn
+        self._options = options
+        self._media = RunnerMediaBuilder("")
         self._stream_sid = ""
         self._echoed_bytes = 0
         self._marks_sent = 0
-        self._hangup: asyncio.Task[None] | None = None
-        self._hanging_up = False
+        self._hangup: asyncio.TimerHandle | None = None
+        self._ended = False
         self._log = _logger
+        conn.on_message = self._on_message
+        conn.on_lost = self._end
 
-    async def run(self) -> None:
-        """Serve the stream until ``stop`` or the socket closes."""
-        try:
-            async for text in self._ws:
-                if await self._handle(text):
-                    break
-        except ConnectionClosed:
-            pass
-        finally:
-            await self._end_hangup()
-            self._log.info("echo session ended")
-
-    async def _end_hangup(self) -> None:
-        # Once the hangup has begun closing the socket, let it finish its closing
-        # handshake (bounded by websockets' close_timeout) rather than cut it short.
-        if self._hangup is None:
+    def _on_message(self, text: str | bytes) -> None:
+        if self._ended:
             return
-        if not self._hanging_up:
-            self._hangup.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-            await self._hangup
-
-    async def _handle(self, text: str | bytes) -> bool:
-        """Act on one router message; return True when the stream is over."""
+        # Caller audio is nearly every message: it is echoed as the base64 text
+        # it came in (checked to decode), not decoded and encoded again.
         try:
-            message = parse_router_message(text)
+            message = read_router_message(text)
         except RunnerProtocolError as exc:
             self._log.warning("invalid router message ignored", error=str(exc))
-            return False
-        if isinstance(message, RouterStart):
+            return
+        if isinstance(message, RouterMediaText):
+            self._echo(message.payload_b64, message.length)
+        elif isinstance(message, RouterStart):
             self._begin(message)
-        elif isinstance(message, RouterMedia):
-            await self._echo(message.payload)
         elif isinstance(message, RouterDtmf):
             self._runner.digits.append(message.digit)
             self._log.info("echo digit", digit=message.digit)
         elif isinstance(message, RouterMark):
             self._runner.marks_played.append(message.name)
-        return isinstance(message, RouterStop)
+        elif isinstance(message, RouterStop):
+            self._end()
+            # The stream is over: close as a WebSocket server does once its
+            # handler returns (RFC 6455 §7.4.1, 1000 normal closure).
+            self._conn.close()
 
     def _begin(self, start: RouterStart) -> None:
         self._stream_sid = start.stream_sid
+        self._media = RunnerMediaBuilder(start.stream_sid)
         self._runner.starts.append(start)
         self._log = _logger.bind(call_id=start.call_sid, stream_sid=start.stream_sid)
         self._log.info("echo session started", pipe_id=start.account_sid)
-        if self._options.hangup_after is not None and self._hangup is None:
-            self._hangup = asyncio.create_task(
-                self._hang_up_later(self._options.hangup_after)
-            )
+        delay = self._options.hangup_after
+        if delay is not None and self._hangup is None:
+            loop = asyncio.get_running_loop()
+            self._hangup = loop.call_later(delay, self._hang_up, delay)
 
-    async def _echo(self, payload: bytes) -> None:
-        await self._ws.send(runner_media(self._stream_sid, payload))
+    def _echo(self, payload_b64: str, length: int) -> None:
+        self._conn.send_text(self._media.from_base64(payload_b64))
         before = self._echoed_bytes // (MARK_INTERVAL_MS * BYTES_PER_MS)
-        self._echoed_bytes += len(payload)
+        self._echoed_bytes += length
         if self._echoed_bytes // (MARK_INTERVAL_MS * BYTES_PER_MS) > before:
             self._marks_sent += 1
-            await self._ws.send(
+            self._conn.send_text(
                 runner_mark(self._stream_sid, f"echo-{self._marks_sent}")
             )
 
-    async def _hang_up_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self._hanging_up = True
+    def _hang_up(self, delay: float) -> None:
         self._log.info("echo runner hanging up", after=delay)
         # RFC 6455 §7.4.1: 1000 is a normal closure, the stream has done its job.
-        await self._ws.close(1000, "runner hangup")
+        self._conn.close(1000, "runner hangup")
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._hangup is not None:
+            self._hangup.cancel()
+        self._runner._session_ended()
+        self._log.info("echo session ended")
 
 
 async def serve_echo_runner(host: str, port: int) -> EchoRunner:

@@ -431,23 +431,39 @@ async def test_messages_reach_the_runner_with_contiguous_sequence_numbers(
 async def test_frames_beyond_the_send_queue_are_dropped_and_leave_a_timestamp_gap(
     scripted: Callable[..., Awaitable[ScriptedRunner]], harness: Harness
 ) -> None:
-    runner = await scripted()
+    paused: list[ServerConnection] = []
+
+    async def stop_reading(ws: ServerConnection) -> None:
+        ws.transport.pause_reading()
+        paused.append(ws)
+
+    runner = await scripted(stop_reading)
     session = harness.session(runner.url, max_send_queue=10)
     await session.open()
+    await wait_until(lambda: runner.events() == ["connected", "start"])
 
-    # Without yielding to the loop the writer cannot drain, as with a runner
-    # that stopped reading.
-    for _ in range(15):
+    # The runner reads nothing: once the kernel's buffers are full, audio waits
+    # in the transport, and past ten frames' worth it is dropped.
+    offered = 0
+    while session.stats.frames_dropped < 5 and offered < 200_000:
         session.send_audio(FRAME)
+        offered += 1
     assert session.stats.frames_dropped == 5
-    await wait_until(lambda: session.stats.frames_sent == 10)
+    assert session.stats.frames_sent == offered - 5
+    session.send_dtmf("1")  # control messages still have room
+
+    paused[0].transport.resume_reading()
+    await wait_until(lambda: "dtmf" in runner.events(), timeout=30.0)
     session.send_audio(FRAME)
-    await wait_until(lambda: runner.events().count("media") == 11)
+    await wait_until(lambda: runner.events().count("media") == offered - 4)
 
     media = [m for m in runner.received if m["event"] == "media"]
-    assert [m["media"]["chunk"] for m in media] == [str(n) for n in range(1, 12)]
-    assert media[9]["media"]["timestamp"] == "180"
-    assert media[10]["media"]["timestamp"] == "300"
+    assert [m["media"]["chunk"] for m in media] == [
+        str(n) for n in range(1, offered - 3)
+    ]
+    sent = offered - 5
+    assert media[sent - 1]["media"]["timestamp"] == str((sent - 1) * 20)
+    assert media[sent]["media"]["timestamp"] == str((offered) * 20)
 
 
 async def test_invalid_runner_messages_are_ignored_and_counted(

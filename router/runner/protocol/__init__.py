@@ -22,6 +22,7 @@ This package builds and parses JSON text; it never touches a socket or a clock.
 from __future__ import annotations
 
 from router.runner.protocol.encode import (
+    RunnerMediaBuilder,
     StreamEncoder,
     new_stream_sid,
     runner_clear,
@@ -40,6 +41,7 @@ from router.runner.protocol.messages import (
     RouterDtmf,
     RouterMark,
     RouterMedia,
+    RouterMediaText,
     RouterMessage,
     RouterStart,
     RouterStop,
@@ -49,7 +51,11 @@ from router.runner.protocol.messages import (
     RunnerMessage,
     RunnerProtocolError,
 )
-from router.runner.protocol.parse import parse_router_message, parse_runner_message
+from router.runner.protocol.parse import (
+    parse_router_message,
+    parse_runner_message,
+    read_router_message,
+)
 
 __all__ = [
     "AUDIO_ENCODING",
@@ -63,18 +69,21 @@ __all__ = [
     "RouterDtmf",
     "RouterMark",
     "RouterMedia",
+    "RouterMediaText",
     "RouterMessage",
     "RouterStart",
     "RouterStop",
     "RunnerClear",
     "RunnerMark",
     "RunnerMedia",
+    "RunnerMediaBuilder",
     "RunnerMessage",
     "RunnerProtocolError",
     "StreamEncoder",
     "new_stream_sid",
     "parse_router_message",
     "parse_runner_message",
+    "read_router_message",
     "runner_clear",
     "runner_mark",
     "runner_media",

@@ -22,6 +22,7 @@ from router.runner.protocol.messages import (
 )
 
 __all__ = [
+    "RunnerMediaBuilder",
     "StreamEncoder",
     "new_stream_sid",
     "runner_clear",
@@ -154,12 +155,30 @@ class StreamEncoder:
 # Runner-side builders: what a runner sends to the router.
 
 
+class RunnerMediaBuilder:
+    """Builds a runner's ``media`` messages for one stream from a template.
+
+    The JSON around the payload is fixed per stream, and base64 needs no JSON
+    escaping, so a message is two string concatenations.
+    """
+
+    def __init__(self, stream_sid: str) -> None:
+        """Prepare the template for stream ``stream_sid``."""
+        self._head = f'{{"event":"media","streamSid":{json_str(stream_sid)},'
+        self._head += '"media":{"payload":"'
+
+    def from_base64(self, payload_b64: str) -> str:
+        """Return a message whose payload is ``payload_b64``, known to be base64."""
+        return self._head + payload_b64 + '"}}'
+
+    def from_ulaw(self, ulaw: bytes) -> str:
+        """Return a message carrying ``ulaw`` for the caller."""
+        return self._head + b64encode(ulaw) + '"}}'
+
+
 def runner_media(stream_sid: str, ulaw: bytes) -> str:
     """Return a runner ``media`` message carrying ``ulaw`` for the caller."""
-    return (
-        f'{{"event":"media","streamSid":{json_str(stream_sid)},'
-        f'"media":{{"payload":"{b64encode(ulaw)}"}}}}'
-    )
+    return RunnerMediaBuilder(stream_sid).from_ulaw(ulaw)
 
 
 def runner_mark(stream_sid: str, name: str) -> str:

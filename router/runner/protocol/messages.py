@@ -23,6 +23,7 @@ __all__ = [
     "RouterDtmf",
     "RouterMark",
     "RouterMedia",
+    "RouterMediaText",
     "RouterMessage",
     "RouterStart",
     "RouterStop",
@@ -128,6 +129,21 @@ class RouterMedia:
     chunk: int
     timestamp_ms: int
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RouterMediaText:
+    """One frame of the caller's audio, its payload kept as the base64 text it came in.
+
+    For a runner that forwards the audio as it is (the echo runner): the text is
+    known to be strict base64 of ``length`` bytes, so it can be sent on unchanged.
+    """
+
+    sequence_number: int
+    chunk: int
+    timestamp_ms: int
+    payload_b64: str
+    length: int
 
 
 @dataclass(frozen=True, slots=True)
