@@ -245,17 +245,16 @@ class RunnerSession:
         context = None
         if scheme == "wss":
             context = self._ssl_context or _default_ssl_context()
-        conn = await open_connection(
+        return await open_connection(
             self.url,
+            on_message=self._on_message,
+            on_lost=self._on_lost,
             ssl_context=context,
             max_message=MAX_RUNNER_MESSAGE,
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             close_timeout=CLOSE_TIMEOUT,
         )
-        conn.on_message = self._on_message
-        conn.on_lost = self._on_lost
-        return conn
 
     def _discard_connection(self) -> None:
         conn, self._conn = self._conn, None

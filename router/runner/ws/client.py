@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 
 from websockets.client import ClientProtocol
 from websockets.http11 import USER_AGENT, Response
 from websockets.uri import parse_uri
 
-from router.runner.ws.connection import Connection
+from router.runner.ws.connection import Connection, MessageHandler
 
 __all__ = ["ClientConnection", "open_connection"]
 
@@ -75,6 +76,8 @@ class ClientConnection(Connection):
 async def open_connection(
     url: str,
     *,
+    on_message: MessageHandler,
+    on_lost: Callable[[], None],
     ssl_context: ssl.SSLContext | None,
     max_message: int,
     ping_interval: float | None,
@@ -88,6 +91,8 @@ async def open_connection(
 
     Args:
         url: ``ws://`` or ``wss://`` URL; user info becomes Basic authorization.
+        on_message, on_lost: become the connection's callbacks before the
+            handshake, so no message that follows the response is missed.
         ssl_context: for ``wss://``; defaults to one that checks the certificate
             against the system trust store. The URL's host is the server name.
         max_message: largest message accepted, in bytes, over all its fragments.
@@ -102,13 +107,19 @@ async def open_connection(
     uri = parse_uri(url)
     protocol = ClientProtocol(uri, max_size=max_message)
     loop = asyncio.get_running_loop()
-    _, connection = await loop.create_connection(
-        lambda: ClientConnection(
+
+    def new_connection() -> ClientConnection:
+        connection = ClientConnection(
             protocol,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
-        ),
+        )
+        connection.on_message, connection.on_lost = on_message, on_lost
+        return connection
+
+    _, connection = await loop.create_connection(
+        new_connection,
         uri.host,
         uri.port,
         ssl=(ssl_context or ssl.create_default_context()) if uri.secure else None,
