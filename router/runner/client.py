@@ -156,7 +156,7 @@ class RunnerSession:
         self._encoder = StreamEncoder(
             start.stream_sid, account_sid=start.account_sid, call_sid=start.call_sid
         )
-        message_bytes = _wire_size(start.stream_sid)
+        message_bytes = _wire_size(len(start.stream_sid))
         self._audio_limit = max_send_queue * message_bytes
         self._control_limit = (max_send_queue + CONTROL_HEADROOM) * message_bytes
         self._state = _State.NEW
@@ -413,8 +413,9 @@ class RunnerSession:
             conn.abort()
 
 
-def _wire_size(stream_sid: str) -> int:
-    """Bytes a 20 ms media message of stream ``stream_sid`` takes on the wire."""
-    probe = StreamEncoder(stream_sid, account_sid="", call_sid="")
+@functools.lru_cache(maxsize=16)
+def _wire_size(stream_sid_length: int) -> int:
+    """Bytes a 20 ms media message takes on the wire, for a stream id of that length."""
+    probe = StreamEncoder("M" * stream_sid_length, account_sid="", call_sid="")
     # RFC 6455 §5.2: 2 header bytes, 2 for a 16-bit length, 4 for the mask key.
     return len(probe.media(bytes(_FRAME_BYTES))) + 8
