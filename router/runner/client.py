@@ -221,10 +221,12 @@ class RunnerSession:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 self._conn = conn = await self._connect()
-            if not (
-                conn.send_text(self._encoder.connected())
-                and conn.send_text(self._encoder.start(self.start.custom_parameters))
-            ):
+            # One write for both: a syscall less on every call's set-up.
+            opening = [
+                self._encoder.connected(),
+                self._encoder.start(self.start.custom_parameters),
+            ]
+            if not conn.send_texts(opening):
                 raise conn.closed_error()
             self._started = True
         except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:

@@ -91,6 +91,17 @@ class Connection(asyncio.Protocol):
         transport.write(encode_text_frame(text.encode(), mask=self._mask))
         return True
 
+    def send_texts(self, texts: Sequence[str]) -> bool:
+        """Send each of ``texts`` as a text message, in one write; False if not open."""
+        transport = self.transport
+        if self.protocol.state is not OPEN or transport is None:
+            return False
+        mask = self._mask
+        transport.write(
+            b"".join(encode_text_frame(t.encode(), mask=mask) for t in texts)
+        )
+        return True
+
     async def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds until everything written reached the kernel."""
         if self.buffered == 0 or self._lost.done():
