@@ -1,6 +1,7 @@
 """The runner bridge: Twilio Media Streams over WebSocket.
 
 :mod:`router.runner.protocol` builds and parses the messages (sans I/O),
+:mod:`router.runner.ws` carries them over WebSocket connections,
 :mod:`router.runner.client` bridges one call to its runner, and
 :mod:`router.runner.echo` is the built-in echo runner used by the demo and tests.
 """

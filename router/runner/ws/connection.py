@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable, Sequence
 from typing import cast
 
-import structlog
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import CLIENT, CONNECTING, OPEN, Protocol
@@ -23,8 +22,6 @@ from router.runner.ws.framing import encode_text_frame
 __all__ = ["Connection", "MessageHandler"]
 
 MessageHandler = Callable[[str | bytes], None]
-
-_logger = structlog.get_logger(__name__)
 
 
 class Connection(asyncio.Protocol):
@@ -108,8 +105,7 @@ class Connection(asyncio.Protocol):
             return
         if self._drained is None or self._drained.done():
             self._drained = self._loop.create_future()
-        done, _ = await asyncio.wait({self._drained, self._lost}, timeout=timeout)
-        del done
+        await asyncio.wait({self._drained, self._lost}, timeout=timeout)
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (RFC 6455 §7.1.2), bounded by close_timeout.
@@ -258,7 +254,9 @@ class Connection(asyncio.Protocol):
             return
         for data in self.protocol.data_to_send():
             if not data:
-                # TLS cannot half-close; closing still sends what is buffered.
+                # An empty chunk is the protocol asking to half-close (its
+                # SEND_EOF). TLS cannot half-close; closing still sends what is
+                # buffered first.
                 if transport.can_write_eof():
                     transport.write_eof()
                 else:

@@ -6,7 +6,6 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 
-import structlog
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
@@ -30,8 +29,6 @@ RequestCheck = Callable[
 # Called once a connection is open, with the request that opened it; it sets the
 # connection's on_message and on_lost.
 StreamOpened = Callable[["ServerConnection", Request], None]
-
-_logger = structlog.get_logger(__name__)
 
 
 class ServerConnection(Connection):
