@@ -169,7 +169,9 @@ async def serve(
     """Listen on ``host``:``port`` (0 picks a free port) for WebSocket connections.
 
     ``check_request`` sees each handshake request first; ``stream_opened`` gets
-    every connection whose handshake succeeded.
+    every connection whose handshake succeeded. The keepalive and closing
+    defaults are websockets' own server defaults, which the echo runner used
+    before it moved onto this layer.
     """
     server = WebSocketServer(
         stream_opened,
