@@ -18,6 +18,7 @@ from router.media.bridge import MediaUnavailable
 from router.numbers.cache import CachedLookup, DirectLookup, Lookup
 from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, StoreError, open_store
+from router.overload import OverloadPolicy
 from router.records import CallRecorder, default_instance_id
 from router.registration import Registrar
 from router.server import RouterConfig, SipRouter
@@ -78,6 +79,11 @@ class Router:
                 ringing_timeout=settings.ringing_timeout,
                 rtp_timeout=settings.rtp_timeout,
                 max_queued_frames=int(settings.max_queued_audio_s * FRAMES_PER_SECOND),
+            ),
+            overload=OverloadPolicy(
+                max_setup_calls=settings.overload_max_setup_calls,
+                max_loop_lag_s=settings.overload_max_loop_lag_ms / 1000,
+                retry_after_s=settings.overload_retry_after_s,
             ),
             media_workers=settings.media_workers,
             log_level=settings.log_level,
