@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .checks import ID_PATTERN, enum_or_none
@@ -64,6 +64,34 @@ class CallStore(abc.ABC):
     @abc.abstractmethod
     async def _save_call(self, record: CallRecord) -> None:
         """Insert or replace a checked record, and remove expired ones."""
+
+    async def save_calls(
+        self, records: Sequence[CallRecord]
+    ) -> list[tuple[CallRecord, InvalidCall]]:
+        """Insert or replace several records, in one write where the backend can.
+
+        Each record is checked as :meth:`save_call` checks it; one that fails is
+        not written and comes back with its error, the others are written.
+
+        Raises:
+            StoreError: the store could not write the batch (the embedded store
+                then wrote none of it).
+        """
+        checked: list[CallRecord] = []
+        invalid: list[tuple[CallRecord, InvalidCall]] = []
+        for record in records:
+            try:
+                checked.append(check_call_record(record))
+            except InvalidCall as error:
+                invalid.append((record, error))
+        if checked:
+            await self._save_calls(checked)
+        return invalid
+
+    async def _save_calls(self, records: Sequence[CallRecord]) -> None:
+        """Write checked records; backends that can batch do it in one write."""
+        for record in records:
+            await self._save_call(record)
 
     @abc.abstractmethod
     async def get_call(

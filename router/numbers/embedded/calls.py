@@ -7,6 +7,7 @@ meanwhile.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from ..listing import CallFilters, call_sort_key, encode_call_cursor
@@ -42,6 +43,13 @@ class EmbeddedCalls(EmbeddedCore):
         """Insert or replace a call record, pruning in the same transaction."""
         with self._transaction() as db:
             db.execute(_SAVE_CALL, (*_call_to_row(record), call_sort_key(record)))
+            self._prune_calls(db)
+
+    async def _save_calls(self, records: Sequence[CallRecord]) -> None:
+        """Insert or replace records in one transaction: one commit for the batch."""
+        rows = [(*_call_to_row(record), call_sort_key(record)) for record in records]
+        with self._transaction() as db:
+            db.executemany(_SAVE_CALL, rows)
             self._prune_calls(db)
 
     async def get_call(
