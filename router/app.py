@@ -15,7 +15,13 @@ from router.api.server import ApiServer
 from router.calls import CallConfig
 from router.edge import EdgePolicy
 from router.media.bridge import MediaUnavailable
-from router.numbers.cache import CachedLookup, DirectLookup, Lookup
+from router.numbers.cache import (
+    CachedLookup,
+    DirectLookup,
+    EmbeddedCachedLookup,
+    Lookup,
+)
+from router.numbers.embedded import EmbeddedStore
 from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, StoreError, open_store
 from router.overload import OverloadPolicy
@@ -166,6 +172,8 @@ class Router:
         assert self.store is not None
         if isinstance(self.store, RedisStore) and self.settings.redis_url:
             return CachedLookup(self.store, self.settings.redis_url, self.store.channel)
+        if isinstance(self.store, EmbeddedStore):
+            return EmbeddedCachedLookup(self.store)
         return DirectLookup(self.store)
 
     async def stop(self) -> None:

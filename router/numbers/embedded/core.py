@@ -81,6 +81,21 @@ class EmbeddedCore(Store):
             self._db.close()
             self._db = None
 
+    def data_generation(self) -> tuple[int, int]:
+        """A value that changes whenever the file's contents may have changed.
+
+        SQLite's ``data_version`` changes when another connection (the command line,
+        another router) commits; ``total_changes`` counts this connection's own
+        writes. A cache of lookups is good while the pair stays the same.
+
+        Raises:
+            StoreUnavailable: the file cannot be read.
+        """
+        with translate_errors():
+            db = self._conn()
+            version: int = db.execute("PRAGMA data_version").fetchone()[0]
+            return version, db.total_changes
+
     # -- for the parts of the store --------------------------------------------------
 
     def _one(self, query: str, params: Sequence[object]) -> tuple[Any, ...] | None:
