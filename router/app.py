@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import signal
 from collections.abc import Callable
@@ -34,6 +35,11 @@ from router.transport import TransportLimits
 __all__ = ["Router", "StartupError", "run_until_signalled"]
 
 log = structlog.get_logger("router")
+
+# Allocations between two collections of the youngest generation (CPython's
+# default is 700). A call allocates thousands of short-lived objects; at 700
+# the collector ran several times per call for little gain.
+GC_YOUNG_THRESHOLD = 10_000
 
 # 50 frames of 20 ms per second of queued runner audio.
 FRAMES_PER_SECOND = 50
@@ -206,6 +212,7 @@ async def run_until_signalled(
     except BaseException:
         await router.stop()
         raise
+    settle_heap()
     if on_started is not None:
         on_started()
     try:
@@ -213,3 +220,19 @@ async def run_until_signalled(
     finally:
         log.info("router_stopping")
         await router.stop()
+
+
+def settle_heap() -> None:
+    """Move what start-up allocated out of the collector's sight; collect less often.
+
+    The modules, settings and schemas loaded at start-up (about 90,000 objects)
+    live as long as the process, yet every full collection walked them all: a
+    pause of tens of milliseconds in the middle of calls' set-up. Frozen, they
+    are never scanned again (a full collection then takes well under a
+    millisecond), and the youngest generation is collected every
+    :data:`GC_YOUNG_THRESHOLD` allocations instead of every 700.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
