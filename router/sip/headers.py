@@ -321,6 +321,25 @@ class Headers:
         headers._memo = {}
         return headers
 
+    @classmethod
+    def copied(cls, fields: list[tuple[str, str]]) -> Headers:
+        """Wrap fields copied out of other :class:`Headers`, without checking again.
+
+        Every ``Headers`` checks and canonicalises its fields when they go in, so
+        fields read back out of one need neither; a response echoing its
+        request's Via, From, To, Call-ID and CSeq skips that work.
+        """
+        headers = cls.__new__(cls)
+        headers._fields = fields
+        headers._index = None
+        headers._lists = {}
+        headers._memo = {}
+        return headers
+
+    def fields(self) -> list[tuple[str, str]]:
+        """The ``(name, value)`` pairs, not copied: for reading only."""
+        return self._fields
+
     # -- reading ------------------------------------------------------------
 
     def get(self, name: str, default: str | None = None) -> str | None:
