@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import socket
@@ -57,6 +58,9 @@ def default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+# A call's record is built at routing, answer and end, from a handful of pipe
+# URLs: each is stripped once.
+@functools.lru_cache(maxsize=256)
 def strip_url_secrets(url: str) -> str:
     """Drop user info and query string from a runner URL before storing it."""
     parts = urlsplit(url)

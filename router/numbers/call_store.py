@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -222,6 +223,8 @@ def _check_call_times(record: CallRecord) -> None:
         raise InvalidCall("ended_at", "is before started_at")
 
 
+# Every record written is checked, and its runner URL is one of a few pipes'.
+@functools.lru_cache(maxsize=256)
 def strip_runner_url(url: str | None) -> str | None:
     """Return a runner URL without user info, query string or fragment.
 
