@@ -48,15 +48,18 @@ class TimerQueue:
 
     def __init__(self) -> None:
         """Create an empty queue."""
-        self._heap: list[Timer] = []
+        # (deadline, seq, timer): tuples compare in C, where the Timer
+        # dataclass's generated ordering ran in Python for every heap step.
+        self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
 
     def schedule(
         self, deadline: float, name: str, target: Timed, interval: float | None = None
     ) -> None:
         """Set timer ``name`` on ``target``; with ``interval``, record it there too."""
-        timer = Timer(deadline, next(self._seq), name, target)
-        heapq.heappush(self._heap, timer)
+        seq = next(self._seq)
+        timer = Timer(deadline, seq, name, target)
+        heapq.heappush(self._heap, (deadline, seq, timer))
         # Keep only live timers so the list cannot grow with retransmissions.
         target.timers[:] = [t for t in target.timers if not t.cancelled]
         target.timers.append(timer)
@@ -72,17 +75,18 @@ class TimerQueue:
 
     def next_deadline(self) -> float | None:
         """Return the earliest deadline of a live timer, or None when none is set."""
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0].deadline if self._heap else None
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> Iterator[Timer]:
         """Yield each live timer due at ``now``, marking it done, earliest first.
 
         A timer set (due at ``now``) while the caller handles one is yielded too.
         """
-        while self._heap and self._heap[0].deadline <= now:
-            timer = heapq.heappop(self._heap)
+        while self._heap and self._heap[0][0] <= now:
+            timer = heapq.heappop(self._heap)[2]
             if not timer.cancelled:
                 timer.cancelled = True
                 yield timer
