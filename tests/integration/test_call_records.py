@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,3 +155,18 @@ async def test_an_invalid_record_in_a_batch_is_counted_and_the_rest_written(
     assert (await store.get_call("CA1")).call_id == "CA1"
     assert (await store.get_call("CA2")).call_id == "CA2"
     await store.close()
+
+
+async def test_batches_are_written_off_the_event_loop_by_a_thread_that_close_ends(
+    tmp_path: Path,
+) -> None:
+    store = await EmbeddedStore.open(tmp_path / "r.db")
+
+    await store.save_calls([record("CA1"), record("CA2")])
+
+    writers = [t for t in threading.enumerate() if t.name.startswith("call-records")]
+    assert len(writers) == 1 and writers[0] is not threading.current_thread()
+    assert (await store.get_call("CA2")).call_id == "CA2"
+    await store.close()
+    writers[0].join(timeout=2)
+    assert not writers[0].is_alive()

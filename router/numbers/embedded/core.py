@@ -21,7 +21,13 @@ from ..errors import StoreUnavailable
 from ..store import Store
 from .schema import connect, migrate
 
-__all__ = ["EmbeddedCore", "count_owned", "exists", "translate_errors"]
+__all__ = [
+    "EmbeddedCore",
+    "count_owned",
+    "exists",
+    "immediate_transaction",
+    "translate_errors",
+]
 
 
 class EmbeddedCore(Store):
@@ -125,15 +131,20 @@ class EmbeddedCore(Store):
         read-check-write sequence (attach: number exists, pipe exists, update) cannot
         interleave with another process's write.
         """
-        with translate_errors():
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with translate_errors(), immediate_transaction(self._conn()) as db:
+            yield db
+
+
+@contextlib.contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in ``BEGIN IMMEDIATE`` … ``COMMIT``; roll back on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 @contextlib.contextmanager
