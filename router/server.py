@@ -421,6 +421,9 @@ class SipRouter:
         self.dialogs.pop(_early_dialog_key(call), None)
         if call.dialog is not None:
             self.dialogs.pop(call.dialog.key, None)
+        # The INVITE transaction lingers 64*T1 past the answer (RFC 6026 §7.1)
+        # to absorb retransmissions; the request's parsed values need not.
+        call.invite.request.headers.compact()
         self.counters["calls_ended"] += 1
         if call.final_status is not None:
             self.counters[f"calls_final_{call.final_status}"] += 1

@@ -336,6 +336,20 @@ class Headers:
         headers._memo = {}
         return headers
 
+    def compact(self) -> None:
+        """Drop the lookup index and the parsed values; reading rebuilds them.
+
+        For a message kept only to be sent again: a transaction lingers for
+        64*T1 after its final response (RFC 3261 §17.2.2, RFC 6026 §7.1), and
+        thousands of them, each with its index lists and parsed URIs, made every
+        full garbage collection walk hundreds of thousands of objects.
+        """
+        self._index = None
+        if self._lists:
+            self._lists = {}
+        if self._memo:
+            self._memo = {}
+
     def fields(self) -> list[tuple[str, str]]:
         """The ``(name, value)`` pairs, not copied: for reading only."""
         return self._fields

@@ -2,7 +2,8 @@
 
 Timers are kept in one heap ordered by deadline (then by when they were set, so two
 timers due at the same time fire in that order). A cancelled timer stays in the heap
-until it comes up and is skipped; each transaction keeps only its live timers.
+until it comes up and is skipped, without its target; each transaction keeps only its
+live timers.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class TimerQueue:
         """Cancel every timer set on ``target``."""
         for timer in target.timers:
             timer.cancelled = True
+            # The heap keeps a cancelled timer until its deadline (up to 64*T1);
+            # it must not keep the transaction, its messages, alive that long.
+            timer.target = None
         target.timers.clear()
 
     def next_deadline(self) -> float | None:
