@@ -454,6 +454,11 @@ class SipRouter:
             self.transports.send(outgoing)
         except (OSError, SipParseError) as error:
             log.warning("sip_send_failed", error=str(error))
+        message = outgoing.message
+        if isinstance(message, Response) and message.status >= 200:
+            # Sending read its Via again; a final response is kept by its
+            # transaction only to be sent again (see Headers.compact).
+            message.headers.compact()
 
     def _reschedule(self) -> None:
         deadline = self.layer.next_deadline()
