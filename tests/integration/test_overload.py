@@ -7,6 +7,9 @@ and Retry-After, while the call already up and the ringing calls carry on.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from router.api.health import router_status
 from tests.integration.conftest import RouterEnv, RouterEnvFactory
 from tests.integration.sipua import (
@@ -92,6 +95,29 @@ async def test_past_the_set_up_limit_invites_get_503_and_calls_up_carry_on(
         await call.ua.response(200, "BYE")
     await env.wait_idle()
     assert router_status(env.sip)["calls_shed"] == 1
+
+
+async def test_an_invite_read_after_a_loop_stall_gets_503_and_the_next_is_taken(
+    make_router_env: RouterEnvFactory,
+) -> None:
+    env = await make_router_env(overload_max_loop_lag_ms=50)
+    await asyncio.sleep(0.1)  # the lag monitor has ticked
+    call, _ = await _call(env, env.number)
+    channel = Channel(call.ua, env.address)
+
+    channel.send(call.invite())
+    time.sleep(0.3)  # the router shares this loop: a 300 ms stall, like a long pause
+
+    final = await call.ua.response(503)
+    assert final["Retry-After"] == "2"
+    channel.send(call.ack_non_2xx(final))
+    assert router_status(env.sip)["calls_shed_loop_lag"] == 1
+    await asyncio.sleep(0.1)  # on time again
+    later, later_rtp = await _call(env, env.number)
+    await place_call(later, later_rtp)
+    Channel(later.ua, env.address).send(later.in_dialog("BYE"))
+    await later.ua.response(200, "BYE")
+    await env.wait_idle()
 
 
 async def test_a_bad_overload_setting_stops_start_up_naming_it() -> None:
