@@ -11,6 +11,7 @@ stock JSON renderer and ISO time stamper cost per line.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -60,10 +61,16 @@ def render_json(event: Any, **kwargs: Any) -> str:
     """One log line as JSON text (orjson; values it cannot encode go through ``default``).
 
     Keys that are not strings are written as strings, as :func:`json.dumps` does.
+    What orjson refuses (an integer past 64 bits, …) goes through :func:`json.dumps`:
+    a log line must never raise.
     """
-    data: bytes = orjson.dumps(
-        event, default=kwargs.get("default"), option=orjson.OPT_NON_STR_KEYS
-    )
+    default = kwargs.get("default")
+    try:
+        data: bytes = orjson.dumps(
+            event, default=default, option=orjson.OPT_NON_STR_KEYS
+        )
+    except TypeError:
+        return json.dumps(event, default=default)
     return data.decode()
 
 

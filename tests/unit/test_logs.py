@@ -76,3 +76,9 @@ def test_utc_timestamp_matches_datetime(now: float) -> None:
 
     assert got[:20] == expected[:20]
     assert abs(int(got[20:26]) - int(expected[20:26])) <= 1
+
+
+def test_a_value_orjson_refuses_is_still_rendered() -> None:
+    text = render_json({"big": 2**70, "event": "x"}, default=repr)
+
+    assert json.loads(text) == {"big": 2**70, "event": "x"}
