@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import signal
 from collections.abc import Callable
@@ -15,9 +16,16 @@ from router.api.server import ApiServer
 from router.calls import CallConfig
 from router.edge import EdgePolicy
 from router.media.bridge import MediaUnavailable
-from router.numbers.cache import CachedLookup, DirectLookup, Lookup
+from router.numbers.cache import (
+    CachedLookup,
+    DirectLookup,
+    EmbeddedCachedLookup,
+    Lookup,
+)
+from router.numbers.embedded import EmbeddedStore
 from router.numbers.redis_store import RedisStore
 from router.numbers.store import Store, StoreError, open_store
+from router.overload import OverloadPolicy
 from router.records import CallRecorder, default_instance_id
 from router.registration import Registrar
 from router.server import RouterConfig, SipRouter
@@ -27,6 +35,11 @@ from router.transport import TransportLimits
 __all__ = ["Router", "StartupError", "run_until_signalled"]
 
 log = structlog.get_logger("router")
+
+# Allocations between two collections of the youngest generation (CPython's
+# default is 700). A call allocates thousands of short-lived objects; at 700
+# the collector ran several times per call for little gain.
+GC_YOUNG_THRESHOLD = 10_000
 
 # 50 frames of 20 ms per second of queued runner audio.
 FRAMES_PER_SECOND = 50
@@ -78,6 +91,11 @@ class Router:
                 ringing_timeout=settings.ringing_timeout,
                 rtp_timeout=settings.rtp_timeout,
                 max_queued_frames=int(settings.max_queued_audio_s * FRAMES_PER_SECOND),
+            ),
+            overload=OverloadPolicy(
+                max_setup_calls=settings.overload_max_setup_calls,
+                max_loop_lag_s=settings.overload_max_loop_lag_ms / 1000,
+                retry_after_s=settings.overload_retry_after_s,
             ),
             media_workers=settings.media_workers,
             log_level=settings.log_level,
@@ -160,6 +178,8 @@ class Router:
         assert self.store is not None
         if isinstance(self.store, RedisStore) and self.settings.redis_url:
             return CachedLookup(self.store, self.settings.redis_url, self.store.channel)
+        if isinstance(self.store, EmbeddedStore):
+            return EmbeddedCachedLookup(self.store)
         return DirectLookup(self.store)
 
     async def stop(self) -> None:
@@ -192,6 +212,7 @@ async def run_until_signalled(
     except BaseException:
         await router.stop()
         raise
+    settle_heap()
     if on_started is not None:
         on_started()
     try:
@@ -199,3 +220,19 @@ async def run_until_signalled(
     finally:
         log.info("router_stopping")
         await router.stop()
+
+
+def settle_heap() -> None:
+    """Move what start-up allocated out of the collector's sight; collect less often.
+
+    The modules, settings and schemas loaded at start-up (about 90,000 objects)
+    live as long as the process, yet every full collection walked them all: a
+    pause of tens of milliseconds in the middle of calls' set-up. Frozen, they
+    are never scanned again (a full collection then takes well under a
+    millisecond), and the youngest generation is collected every
+    :data:`GC_YOUNG_THRESHOLD` allocations instead of every 700.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)

@@ -34,6 +34,7 @@ from router.calls_sdp import AnswerBuilder, SdpRejected, is_sdp
 from router.edge import EdgeRejected, TrunkGate
 from router.media.bridge import MediaBridge, MediaUnavailable
 from router.media.ports import PortsExhausted
+from router.media.stats import MediaStats
 from router.numbers.cache import Lookup
 from router.numbers.models import Route, Trunk
 from router.records import CallRecorder, call_record
@@ -59,6 +60,13 @@ __all__ = ["Call", "CallConfig", "CallServices", "CallState", "Signalling"]
 
 # RFC 3261 §20.33: Retry-After for a runner that cannot take the call.
 RETRY_AFTER_RUNNER = 30
+
+# One proxy for every call: each call binds its own fields onto it, which is
+# a quarter of the cost of looking the logger up again per call.
+_log = structlog.get_logger("router.call")
+
+# The media figures the end-of-call line carries.
+_MEDIA_STATS_FIELDS = tuple(field.name for field in dataclasses.fields(MediaStats))
 
 
 class CallState(enum.Enum):
@@ -146,10 +154,7 @@ class Call:
             lambda: self._spawn_end("session-expired", send_bye=True)
         )
         self._hangup_after_ack: str | None = None
-        request = invite.request
-        self.log = structlog.get_logger("router.call").bind(
-            call_id=self.call_id, sip_call_id=request.call_id
-        )
+        self.log = _log.bind(call_id=self.call_id, sip_call_id=invite.request.call_id)
 
     # -- set-up -------------------------------------------------------------
 
@@ -415,7 +420,9 @@ class Call:
         if self.state is CallState.ENDED:
             return
         was_answered = self.state in (CallState.ANSWERED, CallState.CONFIRMED)
-        self._set_state(CallState.ENDED, reason=reason)
+        # The state changes now; its log line waits for the media figures below,
+        # so the end of a call is one line, not two.
+        self.state = CallState.ENDED
         self.ended_reason = reason
         self.ended_at = time.time()
         self._save_record()
@@ -426,10 +433,21 @@ class Call:
             self.signalling.send_in_dialog(self.dialog, "BYE")
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
-        if self.media is not None:
-            await self.media.close(reason)
-            self.log.info("call_media", **dataclasses.asdict(self.media.stats))
+        try:
+            if self.media is not None:
+                await self.media.close(reason)
+        finally:
+            self._log_end(reason)
         self.signalling.call_ended(self)
+
+    def _log_end(self, reason: str) -> None:
+        fields: dict[str, object] = {}
+        if self.media is not None:
+            stats = self.media.stats
+            fields = {name: getattr(stats, name) for name in _MEDIA_STATS_FIELDS}
+        self.log.info(
+            "call_state", state=CallState.ENDED.value, reason=reason, **fields
+        )
 
     def _save_record(self) -> None:
         recorder = self.services.recorder

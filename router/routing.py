@@ -126,7 +126,14 @@ def number_allowed_on_trunk(number: Number, trunk: Trunk | None) -> bool:
 
 
 def caller_number(request: Request) -> str:
-    """The caller's user part from P-Asserted-Identity, else From; "" if unreadable."""
+    """The caller's user part from P-Asserted-Identity, else From; "" if unreadable.
+
+    Read once per request: the call's records and its runner's start ask again.
+    """
+    return request.headers.parsed("caller_number", lambda _: _read_caller(request))
+
+
+def _read_caller(request: Request) -> str:
     try:
         value = request.headers.get("P-Asserted-Identity")
         address = parse_name_address(value) if value else request.from_

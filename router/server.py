@@ -23,8 +23,15 @@ from router.media.ports import RtpPortPool
 from router.media.workers import WorkerPool, WorkerPoolConfig
 from router.numbers.cache import DirectLookup, Lookup
 from router.numbers.store import Store
+from router.overload import (
+    LoopLagMonitor,
+    OverloadGuard,
+    OverloadPolicy,
+    ShedReason,
+    ShedReport,
+)
 from router.records import CallRecorder
-from router.sip.dialog import Dialog
+from router.sip.dialog import Dialog, new_tag
 from router.sip.errors import SipParseError
 from router.sip.message import Request, Response, make_response
 from router.sip.transaction import (
@@ -68,6 +75,7 @@ class RouterConfig:
     limits: TransportLimits = field(default_factory=TransportLimits)
     edge: EdgePolicy = field(default_factory=EdgePolicy)
     timers: Timers = field(default_factory=Timers)
+    overload: OverloadPolicy = field(default_factory=OverloadPolicy)
     # Processes carrying calls' media; 0 keeps media in this process.
     media_workers: int = 0
     # How the media workers log (the router's own logging is set up by its caller).
@@ -106,6 +114,14 @@ class SipRouter:
         self.dialogs: dict[tuple[str, str, str], Call] = {}
         self.invites: dict[tuple[str, str, int], Call] = {}
         self.counters: Counter[str] = Counter()
+        # Shown from the start, so a dashboard sees 0 rather than no series.
+        self.counters["calls_shed"] = 0
+        self.overload = OverloadGuard(config.overload)
+        self._lag_monitor = LoopLagMonitor(self.overload)
+        self._shed_report = ShedReport()
+        # The INVITE transactions (by id) of calls still in set-up: routing or
+        # ringing. A call leaves the set when it is answered or ends.
+        self._setting_up: set[int] = set()
         self.port = config.sip_port
         self.draining = False
         # The deadline the timer was set for, kept here: uvloop's handles round
@@ -140,6 +156,7 @@ class SipRouter:
             if self.workers is not None:
                 await self.workers.stop()
             raise
+        self._lag_monitor.start()
         log.info("sip_listening", bind=self.config.bind, port=self.port)
 
     async def stop(self) -> None:
@@ -153,6 +170,7 @@ class SipRouter:
         self._flush()
         if self._timer is not None:
             self._timer.cancel()
+        self._lag_monitor.stop()
         await self.transports.close()
         if self.workers is not None:
             await self.workers.stop()
@@ -161,6 +179,11 @@ class SipRouter:
     def active_calls(self) -> int:
         """Calls that have not ended yet."""
         return len(self.calls)
+
+    @property
+    def setting_up_calls(self) -> int:
+        """Calls in set-up (routing or ringing), which the overload limit counts."""
+        return len(self._setting_up)
 
     # -- receiving ----------------------------------------------------------
 
@@ -241,9 +264,11 @@ class SipRouter:
     def _new_call(self, transaction: ServerTransaction) -> None:
         if self.draining or len(self.calls) >= self.config.max_calls:
             # 503 only for faults of the whole instance (RFC 3261 §21.5.4).
-            response = make_response(transaction.request, 503, "Call Limit Reached")
-            response.headers.add("Retry-After", "5")
-            self.respond(transaction, response)
+            self._refuse_new_call(transaction, "Call Limit Reached", 5)
+            return
+        shed = self.overload.check(self._now(), len(self._setting_up))
+        if shed is not None:
+            self._shed(transaction, shed)
             return
         request = transaction.request
         if _invite_key(request) in self.invites:
@@ -264,8 +289,37 @@ class SipRouter:
         # Our To-tag is chosen already, so the early dialog (§12.1) is indexed
         # now: a BYE or re-INVITE sent before our 200 finds the call.
         self.dialogs[_early_dialog_key(call)] = call
+        self._setting_up.add(id(transaction))
         self.counters["calls_started"] += 1
         call.start()
+
+    def _refuse_new_call(
+        self, transaction: ServerTransaction, reason: str, retry_after: int
+    ) -> None:
+        # RFC 3261 §8.2.6.2: a final response carries a To-tag; §21.5.4 and
+        # §20.33: 503 says when to try again.
+        response = make_response(transaction.request, 503, reason, to_tag=new_tag())
+        response.headers.add("Retry-After", str(retry_after))
+        self.respond(transaction, response)
+
+    def _shed(self, transaction: ServerTransaction, reason: ShedReason) -> None:
+        """Refuse a new INVITE because the router is overloaded (router.overload)."""
+        self.overload.shed += 1
+        self.counters["calls_shed"] += 1
+        self.counters[f"calls_shed_{reason.name.lower()}"] += 1
+        policy = self.config.overload
+        self._refuse_new_call(transaction, "Service Unavailable", policy.retry_after_s)
+        now = self._now()
+        count = self._shed_report.count(now)
+        if count is not None:
+            log.warning(
+                "calls_shed",
+                reason=reason.value,
+                count=count,
+                setting_up=len(self._setting_up),
+                loop_lag_ms=round(self.overload.current_lag(now) * 1000, 1),
+                sip_call_id=transaction.request.call_id,
+            )
 
     def _in_dialog(self, transaction: ServerTransaction) -> None:
         request = transaction.request
@@ -356,15 +410,20 @@ class SipRouter:
         """Index a call by its dialog so in-dialog requests find it."""
         assert call.dialog is not None
         self.dialogs[call.dialog.key] = call
+        self._setting_up.discard(id(call.invite))
 
     def call_ended(self, call: Call) -> None:
         """Forget a call that has ended."""
         self.calls.pop(id(call.invite), None)
+        self._setting_up.discard(id(call.invite))
         if self.invites.get(_invite_key(call.invite.request)) is call:
             del self.invites[_invite_key(call.invite.request)]
         self.dialogs.pop(_early_dialog_key(call), None)
         if call.dialog is not None:
             self.dialogs.pop(call.dialog.key, None)
+        # The INVITE transaction lingers 64*T1 past the answer (RFC 6026 §7.1)
+        # to absorb retransmissions; the request's parsed values need not.
+        call.invite.request.headers.compact()
         self.counters["calls_ended"] += 1
         if call.final_status is not None:
             self.counters[f"calls_final_{call.final_status}"] += 1
@@ -395,6 +454,11 @@ class SipRouter:
             self.transports.send(outgoing)
         except (OSError, SipParseError) as error:
             log.warning("sip_send_failed", error=str(error))
+        message = outgoing.message
+        if isinstance(message, Response) and message.status >= 200:
+            # Sending read its Via again; a final response is kept by its
+            # transaction only to be sent again (see Headers.compact).
+            message.headers.compact()
 
     def _reschedule(self) -> None:
         deadline = self.layer.next_deadline()

@@ -107,6 +107,25 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds without RTP before BYE."
     )
     max_calls: int = Field(1000, ge=1)
+    overload_max_setup_calls: int = Field(
+        200,
+        ge=1,
+        description="Calls in set-up (routing or ringing) at once past which new "
+        "INVITEs are answered 503 with Retry-After.",
+    )
+    overload_max_loop_lag_ms: float = Field(
+        100.0,
+        ge=0,
+        le=60_000,
+        description="Event-loop lag in milliseconds past which new INVITEs are "
+        "answered 503 with Retry-After; 0 turns the check off.",
+    )
+    overload_retry_after_s: int = Field(
+        2,
+        ge=1,
+        le=3600,
+        description="Retry-After, in seconds, of the 503 that refuses a call in overload.",
+    )
     max_queued_audio_s: float = Field(10.0, gt=0, le=300)
     max_message_size: int = Field(65_535, ge=1500, le=65_535)
     max_tcp_connections: int = Field(1024, ge=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Coroutine
@@ -409,6 +410,9 @@ def _udp_socket(host: str, port: int, family: int) -> socket.socket:
     return sock
 
 
+# Hosts answered (Via received/sent-by addresses) are few and repeat for every
+# message; a parse per message showed in profiles. Bounded against floods.
+@functools.lru_cache(maxsize=4096)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -39,6 +39,8 @@ def router_status(sip: SipRouter | None) -> dict[str, int]:
         return {}
     status = {
         "active_calls": sip.active_calls,
+        "setting_up_calls": sip.setting_up_calls,
+        "loop_lag_ms": round(sip.overload.lag_s * 1000),
         "rtp_ports_in_use": sip.port_pool.in_use,
         "sip_transactions": sip.layer.server_transactions
         + sip.layer.client_transactions,

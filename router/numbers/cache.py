@@ -10,8 +10,10 @@ number, or ``trunk:<id>`` for a trunk. Pub/sub delivers at most once, so:
 * entries also expire after :data:`ENTRY_TTL`, a safety net against a message
   lost on a connection that never noticed it broke.
 
-The embedded store needs none of this: a lookup there is a local SQLite read
-that already sees every committed change.
+The embedded store needs none of this: :class:`EmbeddedCachedLookup` keeps
+its answers while SQLite says the file has not changed (a pragma read, a third
+of the cost of the lookups it saves), so every committed change is seen by the
+next lookup, whoever made it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
@@ -29,7 +31,17 @@ from redis.exceptions import RedisError
 from router.numbers.models import Route, Trunk
 from router.numbers.store import Store
 
-__all__ = ["ENTRY_TTL", "MAX_ENTRIES", "CachedLookup", "DirectLookup", "Lookup"]
+if TYPE_CHECKING:
+    from router.numbers.embedded import EmbeddedStore
+
+__all__ = [
+    "ENTRY_TTL",
+    "MAX_ENTRIES",
+    "CachedLookup",
+    "DirectLookup",
+    "EmbeddedCachedLookup",
+    "Lookup",
+]
 
 log = structlog.get_logger("router.cache")
 
@@ -74,6 +86,51 @@ class DirectLookup(Lookup):
 
     async def trunk_for_address(self, ip: str) -> Trunk | None:
         return await self.store.find_trunk_for_address(ip)
+
+
+class EmbeddedCachedLookup(Lookup):
+    """Lookups on the embedded store, kept until the store's file changes.
+
+    Every lookup first reads :meth:`EmbeddedStore.data_generation`; when it
+    differs from the one the cached answers were read at, they are all
+    dropped. Call records written by this router change it too, which at
+    most costs a refill per record batch.
+    """
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store = store
+        self.routes: _LruTtl[str, Route | None] = _LruTtl(MAX_ENTRIES, ENTRY_TTL)
+        self.trunks: _LruTtl[str, Trunk | None] = _LruTtl(MAX_ENTRIES, ENTRY_TTL)
+        self.hits = 0
+        self.misses = 0
+        self._generation: tuple[int, int] | None = None
+
+    async def route(self, e164: str) -> Route | None:
+        self._check_generation()
+        found, route = self.routes.get(e164)
+        if found:
+            self.hits += 1
+            return route
+        self.misses += 1
+        route = await self.store.route(e164)
+        self.routes.put(e164, route)
+        return route
+
+    async def trunk_for_address(self, ip: str) -> Trunk | None:
+        self._check_generation()
+        found, trunk = self.trunks.get(ip)
+        if found:
+            return trunk
+        trunk = await self.store.find_trunk_for_address(ip)
+        self.trunks.put(ip, trunk)
+        return trunk
+
+    def _check_generation(self) -> None:
+        generation = self.store.data_generation()
+        if generation != self._generation:
+            self.routes.clear()
+            self.trunks.clear()
+            self._generation = generation
 
 
 class _LruTtl(Generic[K, V]):

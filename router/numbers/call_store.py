@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .checks import ID_PATTERN, enum_or_none
@@ -64,6 +65,34 @@ class CallStore(abc.ABC):
     @abc.abstractmethod
     async def _save_call(self, record: CallRecord) -> None:
         """Insert or replace a checked record, and remove expired ones."""
+
+    async def save_calls(
+        self, records: Sequence[CallRecord]
+    ) -> list[tuple[CallRecord, InvalidCall]]:
+        """Insert or replace several records, in one write where the backend can.
+
+        Each record is checked as :meth:`save_call` checks it; one that fails is
+        not written and comes back with its error, the others are written.
+
+        Raises:
+            StoreError: the store could not write the batch (the embedded store
+                then wrote none of it).
+        """
+        checked: list[CallRecord] = []
+        invalid: list[tuple[CallRecord, InvalidCall]] = []
+        for record in records:
+            try:
+                checked.append(check_call_record(record))
+            except InvalidCall as error:
+                invalid.append((record, error))
+        if checked:
+            await self._save_calls(checked)
+        return invalid
+
+    async def _save_calls(self, records: Sequence[CallRecord]) -> None:
+        """Write checked records; backends that can batch do it in one write."""
+        for record in records:
+            await self._save_call(record)
 
     @abc.abstractmethod
     async def get_call(
@@ -194,6 +223,8 @@ def _check_call_times(record: CallRecord) -> None:
         raise InvalidCall("ended_at", "is before started_at")
 
 
+# Every record written is checked, and its runner URL is one of a few pipes'.
+@functools.lru_cache(maxsize=256)
 def strip_runner_url(url: str | None) -> str | None:
     """Return a runner URL without user info, query string or fragment.
 

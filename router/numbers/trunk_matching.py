@@ -7,12 +7,21 @@ smallest trunk id, so the answer is stable.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
 from .models import Trunk
 
 __all__ = ["match_trunk"]
+
+# Parsed addresses and networks are kept: every INVITE matches its source
+# against every allowlist entry, and both sets are small and change rarely.
+# Bounded, so a scan from many addresses cannot grow memory without limit.
+_PARSED_CACHE_SIZE = 4096
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def match_trunk(trunks: Iterable[Trunk], ip: str) -> Trunk | None:
@@ -31,9 +40,8 @@ def match_trunk(trunks: Iterable[Trunk], ip: str) -> Trunk | None:
     return min(candidates, key=lambda candidate: candidate[:2])[2]
 
 
-def _parse_source_address(
-    ip: str,
-) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+@functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
+def _parse_source_address(ip: str) -> Address | None:
     try:
         address = ipaddress.ip_address(ip.strip().strip("[]"))
     except ValueError:
@@ -45,15 +53,20 @@ def _parse_source_address(
     return address
 
 
-def _longest_match(
-    networks: Iterable[str], address: ipaddress.IPv4Address | ipaddress.IPv6Address
-) -> int:
+def _longest_match(networks: Iterable[str], address: Address) -> int:
     longest = -1
     for text in networks:
-        try:
-            network = ipaddress.ip_network(text)
-        except ValueError:
+        network = _parse_network(text)
+        if network is None:
             continue  # written by an older version with laxer checks: ignore it
         if network.version == address.version and address in network:
             longest = max(longest, network.prefixlen)
     return longest
+
+
+@functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
+def _parse_network(text: str) -> Network | None:
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        return None

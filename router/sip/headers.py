@@ -321,6 +321,39 @@ class Headers:
         headers._memo = {}
         return headers
 
+    @classmethod
+    def copied(cls, fields: list[tuple[str, str]]) -> Headers:
+        """Wrap fields copied out of other :class:`Headers`, without checking again.
+
+        Every ``Headers`` checks and canonicalises its fields when they go in, so
+        fields read back out of one need neither; a response echoing its
+        request's Via, From, To, Call-ID and CSeq skips that work.
+        """
+        headers = cls.__new__(cls)
+        headers._fields = fields
+        headers._index = None
+        headers._lists = {}
+        headers._memo = {}
+        return headers
+
+    def compact(self) -> None:
+        """Drop the lookup index and the parsed values; reading rebuilds them.
+
+        For a message kept only to be sent again: a transaction lingers for
+        64*T1 after its final response (RFC 3261 §17.2.2, RFC 6026 §7.1), and
+        thousands of them, each with its index lists and parsed URIs, made every
+        full garbage collection walk hundreds of thousands of objects.
+        """
+        self._index = None
+        if self._lists:
+            self._lists = {}
+        if self._memo:
+            self._memo = {}
+
+    def fields(self) -> list[tuple[str, str]]:
+        """The ``(name, value)`` pairs, not copied: for reading only."""
+        return self._fields
+
     # -- reading ------------------------------------------------------------
 
     def get(self, name: str, default: str | None = None) -> str | None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from router.numbers.embedded import EmbeddedStore
 from router.numbers.models import CallEndedBy, CallRecord
@@ -45,13 +48,13 @@ async def test_states_still_waiting_are_written_once_with_the_newest(
     store = await EmbeddedStore.open(tmp_path / "r.db")
     recorder = CallRecorder(store, "test-instance")
     writes: list[CallRecord] = []
-    save_call = store.save_call
+    save_calls = store.save_calls
 
-    async def counting(saved: CallRecord) -> None:
-        writes.append(saved)
-        await save_call(saved)
+    async def counting(saved: Sequence[CallRecord]) -> list[Any]:
+        writes.extend(saved)
+        return await save_calls(saved)
 
-    store.save_call = counting  # type: ignore[method-assign]
+    store.save_calls = counting  # type: ignore[method-assign]
     await recorder.start()
     recorder.save(record("CA1"))
     recorder.save(record("CA1", answered_at=time.time(), final_status=200))
@@ -92,3 +95,78 @@ async def test_answered_call_leaves_a_record_of_who_hung_up(
     assert saved.answered_at is not None and saved.ended_at is not None
     assert saved.ended_by is CallEndedBy.CALLER
     assert saved.number == router_env.number
+
+
+async def test_records_pending_together_are_written_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    store = await EmbeddedStore.open(tmp_path / "r.db")
+    recorder = CallRecorder(store, "test-instance", linger_s=0.2)
+    batches: list[list[str]] = []
+    save_calls = store.save_calls
+
+    async def counting(saved: Sequence[CallRecord]) -> list[Any]:
+        batches.append([r.call_id for r in saved])
+        return await save_calls(saved)
+
+    store.save_calls = counting  # type: ignore[method-assign]
+    await recorder.start()
+    for index in range(5):
+        recorder.save(record(f"CA{index}"))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.3)
+
+    assert batches == [[f"CA{index}" for index in range(5)]]
+    page = await store.list_calls(active=True)
+    assert sorted(r.call_id for r in page.items) == [f"CA{i}" for i in range(5)]
+    await recorder.close()
+    await store.close()
+
+
+async def test_close_writes_what_is_pending_without_waiting_for_the_batch(
+    tmp_path: Path,
+) -> None:
+    store = await EmbeddedStore.open(tmp_path / "r.db")
+    recorder = CallRecorder(store, "test-instance", linger_s=30.0)
+    await recorder.start()
+    recorder.save(record("CA1"))
+    await asyncio.sleep(0)
+
+    started = time.monotonic()
+    await recorder.close()
+
+    assert time.monotonic() - started < 1.0
+    assert (await store.get_call("CA1")).call_id == "CA1"
+    await store.close()
+
+
+async def test_an_invalid_record_in_a_batch_is_counted_and_the_rest_written(
+    tmp_path: Path,
+) -> None:
+    store = await EmbeddedStore.open(tmp_path / "r.db")
+    recorder = CallRecorder(store, "test-instance", linger_s=0.0)
+    await recorder.start()
+    recorder.save(record("CA1"))
+    recorder.save(record("not valid!"))
+    recorder.save(record("CA2"))
+    await recorder.close()
+
+    assert recorder.failed == 1
+    assert (await store.get_call("CA1")).call_id == "CA1"
+    assert (await store.get_call("CA2")).call_id == "CA2"
+    await store.close()
+
+
+async def test_batches_are_written_off_the_event_loop_by_a_thread_that_close_ends(
+    tmp_path: Path,
+) -> None:
+    store = await EmbeddedStore.open(tmp_path / "r.db")
+
+    await store.save_calls([record("CA1"), record("CA2")])
+
+    writers = [t for t in threading.enumerate() if t.name.startswith("call-records")]
+    assert len(writers) == 1 and writers[0] is not threading.current_thread()
+    assert (await store.get_call("CA2")).call_id == "CA2"
+    await store.close()
+    writers[0].join(timeout=2)
+    assert not writers[0].is_alive()

@@ -1552,6 +1552,30 @@ async def test_save_call_replaces_the_record_with_the_same_call_id(
     assert (await store.list_calls(active=True)).items == []
 
 
+async def test_save_calls_writes_a_batch_and_returns_the_invalid_records(
+    store: Store,
+) -> None:
+    started = time.time()
+    first = call_record("CA_batch_1", started_at=started)
+    bad = call_record("CA_batch_bad", started_at=-1.0)
+    ended = call_record(
+        "CA_batch_2", started_at=started, ended_at=started + 3, end_reason="BYE"
+    )
+
+    invalid = await store.save_calls(
+        [first, bad, ended, dataclasses.replace(first, final_status=180)]
+    )
+
+    assert [(record.call_id, error.field) for record, error in invalid] == [
+        ("CA_batch_bad", "started_at")
+    ]
+    assert (await store.get_call("CA_batch_1")).final_status == 180
+    assert (await store.get_call("CA_batch_2")).active is False
+    with pytest.raises(NotFound):
+        await store.get_call("CA_batch_bad")
+    assert await store.save_calls([]) == []
+
+
 @pytest.mark.parametrize(
     ("runner_url", "stored"),
     [

@@ -1190,6 +1190,24 @@ def test_status_outside_100_699_is_a_programming_error(status: int) -> None:
         make_response(parse_request(build()), status)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"), [("Contact", "<sip:a>\r\nX-Evil: 1"), ("Bad Name", "x")]
+)
+def test_extra_response_headers_are_still_checked(name: str, value: str) -> None:
+    with pytest.raises(ValueError):
+        make_response(parse_request(build()), 200, headers=[(name, value)])
+
+
+def test_extra_response_headers_are_read_like_parsed_ones() -> None:
+    response = make_response(
+        parse_request(build()), 200, headers=[("i", "ignored"), ("supported", "timer")]
+    )
+
+    assert response.headers.get("Supported") == "timer"
+    assert response.headers.get_all("Call-ID")[-1] == "ignored"
+    assert b"\r\nSupported: timer\r\n" in response.serialise()
+
+
 def test_response_to_a_partial_request_after_a_parse_error() -> None:
     error = parse_error(build(replace={"CSeq": "1 BYE"}))
     assert error.partial is not None

@@ -270,3 +270,48 @@ def test_timer_f_event_reports_the_transaction() -> None:
     layer.send_request(bye_request(), TCP, 0.0)
     events = clock.advance_to(layer, 6.5)
     assert [type(e) for e in events] == [ClientTransactionTimeout]
+
+
+def test_an_ended_transaction_is_freed_before_its_cancelled_timers_come_up() -> None:
+    import gc
+    import weakref
+
+    layer = TransactionLayer()
+    # Another call's 2xx, never ACKed, keeps live timers ahead in the heap.
+    (other,) = layer.receive_request(invite(branch="z9hG4bK-inv2"), UDP, 0.0)
+    assert isinstance(other, RequestReceived)
+    layer.respond(other.transaction, make_response(other.request, 200, to_tag="r2"), 0)
+    (event,) = layer.receive_request(invite(), UDP, 0.0)
+    assert isinstance(event, RequestReceived)
+    busy = make_response(event.request, 486, to_tag="r1")
+    layer.respond(event.transaction, busy, 0.1)
+    ack = invite(method="ACK", to_tag="r1")
+    assert layer.receive_request(ack, UDP, 0.2) == []
+    # Timer I (T4) ends the transaction; Timer H, cancelled, is due at 64*T1.
+    FakeClock().advance_to(layer, 6.0)
+    transaction = weakref.ref(event.transaction)
+    del event
+
+    gc.disable()  # freed by reference counting, without the collector
+    try:
+        assert transaction() is None
+    finally:
+        gc.enable()
+
+
+def test_a_completed_non_invite_keeps_answering_retransmissions_after_compacting() -> (
+    None
+):
+    layer = TransactionLayer()
+    bye = invite(branch="z9hG4bK-bye1", method="BYE", to_tag="r1")
+    (event,) = layer.receive_request(bye, UDP, 0.0)
+    assert isinstance(event, RequestReceived)
+    layer.respond(event.transaction, make_response(bye, 200), 0.0)
+    assert statuses(layer) == [200]
+
+    again = invite(branch="z9hG4bK-bye1", method="BYE", to_tag="r1")
+    assert layer.receive_request(again, UDP, 1.0) == []
+
+    assert statuses(layer) == [200]
+    assert event.transaction.request.call_id == "tx1@127.0.0.1"
+    assert event.transaction.request.to_tag == "r1"

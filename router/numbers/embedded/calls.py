@@ -2,16 +2,27 @@
 
 Expired records are deleted by a write at most once a minute; reads hide them
 meanwhile.
+
+Batches of records (:meth:`EmbeddedCalls.save_calls`, the router's recorder) are
+written by a thread with a connection of its own: a batch commits in a millisecond
+or two, but now and then SQLite checkpoints its write-ahead log inside that commit,
+which takes ten milliseconds and more; on the event loop that stalled the
+signalling of every call in progress.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from ..listing import CallFilters, call_sort_key, encode_call_cursor
 from ..models import CallEndedBy, CallRecord, Page
-from .core import EmbeddedCore
+from .core import EmbeddedCore, immediate_transaction, translate_errors
+from .schema import connect
 
 __all__ = ["PRUNE_INTERVAL_S", "EmbeddedCalls"]
 
@@ -43,6 +54,24 @@ class EmbeddedCalls(EmbeddedCore):
         with self._transaction() as db:
             db.execute(_SAVE_CALL, (*_call_to_row(record), call_sort_key(record)))
             self._prune_calls(db)
+
+    # The thread that writes batches of records; started by the first batch.
+    _record_writer: _RecordWriter | None = None
+
+    async def _save_calls(self, records: Sequence[CallRecord]) -> None:
+        """Insert or replace records in one transaction, in the writer thread."""
+        rows = [(*_call_to_row(record), call_sort_key(record)) for record in records]
+        self._conn()  # a closed store raises StoreUnavailable, as for any call
+        if self._record_writer is None:
+            self._record_writer = _RecordWriter(self.path)
+        await self._record_writer.write(rows, self._prune_calls)
+
+    async def close(self) -> None:
+        """Stop the record writer thread, then close the connection."""
+        writer, self._record_writer = self._record_writer, None
+        if writer is not None:
+            await writer.close()
+        await super().close()
 
     async def get_call(
         self, call_id: str, *, account_id: str | None = None
@@ -87,6 +116,48 @@ class EmbeddedCalls(EmbeddedCore):
         cutoff = now - self.call_retention_s
         db.execute("DELETE FROM calls WHERE ended_at < ?", (cutoff,))
         self._next_prune_at = now + PRUNE_INTERVAL_S
+
+
+class _RecordWriter:
+    """One thread and its own connection, writing batches of call records."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="call-records")
+        # Opened and used in the writer thread only (sqlite3 checks that).
+        self._db: sqlite3.Connection | None = None
+
+    async def write(
+        self, rows: list[tuple[Any, ...]], prune: Callable[[sqlite3.Connection], None]
+    ) -> None:
+        """Write ``rows`` in one transaction, then ``prune`` in it; wait for the commit.
+
+        Raises:
+            StoreUnavailable: the file could not be written.
+        """
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._write, rows, prune)
+
+    async def close(self) -> None:
+        """Close the connection and let the thread end (after a write in progress)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._close)
+        self._pool.shutdown(wait=False)
+
+    def _write(
+        self, rows: list[tuple[Any, ...]], prune: Callable[[sqlite3.Connection], None]
+    ) -> None:
+        with translate_errors():
+            if self._db is None:
+                self._db = connect(self.path)
+            with immediate_transaction(self._db) as db:
+                db.executemany(_SAVE_CALL, rows)
+                prune(db)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 def _call_conditions(filters: CallFilters, after: str | None) -> tuple[str, list[Any]]:

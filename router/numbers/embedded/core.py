@@ -21,7 +21,13 @@ from ..errors import StoreUnavailable
 from ..store import Store
 from .schema import connect, migrate
 
-__all__ = ["EmbeddedCore", "count_owned", "exists", "translate_errors"]
+__all__ = [
+    "EmbeddedCore",
+    "count_owned",
+    "exists",
+    "immediate_transaction",
+    "translate_errors",
+]
 
 
 class EmbeddedCore(Store):
@@ -81,6 +87,21 @@ class EmbeddedCore(Store):
             self._db.close()
             self._db = None
 
+    def data_generation(self) -> tuple[int, int]:
+        """A value that changes whenever the file's contents may have changed.
+
+        SQLite's ``data_version`` changes when another connection (the command line,
+        another router) commits; ``total_changes`` counts this connection's own
+        writes. A cache of lookups is good while the pair stays the same.
+
+        Raises:
+            StoreUnavailable: the file cannot be read.
+        """
+        with translate_errors():
+            db = self._conn()
+            version: int = db.execute("PRAGMA data_version").fetchone()[0]
+            return version, db.total_changes
+
     # -- for the parts of the store --------------------------------------------------
 
     def _one(self, query: str, params: Sequence[object]) -> tuple[Any, ...] | None:
@@ -110,15 +131,20 @@ class EmbeddedCore(Store):
         read-check-write sequence (attach: number exists, pipe exists, update) cannot
         interleave with another process's write.
         """
-        with translate_errors():
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with translate_errors(), immediate_transaction(self._conn()) as db:
+            yield db
+
+
+@contextlib.contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in ``BEGIN IMMEDIATE`` … ``COMMIT``; roll back on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 @contextlib.contextmanager

@@ -137,7 +137,7 @@ class Response(HeaderFields):
 
 def _serialise(start_line: str, headers: Headers, body: bytes) -> bytes:
     parts = [start_line, "\r\n"]
-    for name, value in headers:
+    for name, value in headers.fields():
         if name != "Content-Length":
             parts += (name, ": ", value, "\r\n")
     parts.append(f"Content-Length: {len(body)}\r\n\r\n")

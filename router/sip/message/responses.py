@@ -114,18 +114,24 @@ def make_response(
     if reason is not None and ("\r" in reason or "\n" in reason):
         raise ValueError("reason phrase contains a line break")
     fields: list[tuple[str, str]] = []
-    for name, value in request.headers:
-        if name in ("Via", "From", "Call-ID", "CSeq"):
+    for name, value in request.headers.fields():
+        if name in _ECHOED:
             fields.append((name, value))
         elif name == "To":
             fields.append((name, _to_with_tag(value, to_tag, request)))
         elif _copies_extra(name, status, request.method):
             fields.append((name, value))
-    fields += headers
-    response = Response(status, reason or reason_phrase(status), Headers(fields), body)
+    response_headers = Headers.copied(fields)
+    for name, value in headers:
+        response_headers.add(name, value)
+    response = Response(status, reason or reason_phrase(status), response_headers, body)
     if content_type is not None:
         response.headers.set("Content-Type", content_type)
     return response
+
+
+# §8.2.6.2: copied into every response as they are (To gets our tag).
+_ECHOED = frozenset({"Via", "From", "Call-ID", "CSeq"})
 
 
 def _copies_extra(name: str, status: int, method: str) -> bool:

@@ -172,6 +172,8 @@ class ServerTransactions(LayerCore):
             if not transaction.is_invite:
                 transaction.state = TransactionState.PROCEEDING
             return
+        # From here on the final response is only ever sent again.
+        response.headers.compact()
         if transaction.is_invite:
             self._invite_final_sent(transaction, response, now)
         else:
@@ -205,7 +207,9 @@ class ServerTransactions(LayerCore):
         self, transaction: ServerTransaction, now: float
     ) -> None:
         # §17.2.2: Completed, Timer J = 64*T1 for UDP, zero for reliable ones.
+        # The request now serves only to match retransmissions, by its key.
         transaction.state = TransactionState.COMPLETED
+        transaction.request.headers.compact()
         wait = 0.0 if transaction.peer.reliable else 64 * self.timers.t1
         self._schedule(now + wait, "J", transaction)
 

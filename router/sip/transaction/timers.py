@@ -2,7 +2,8 @@
 
 Timers are kept in one heap ordered by deadline (then by when they were set, so two
 timers due at the same time fire in that order). A cancelled timer stays in the heap
-until it comes up and is skipped; each transaction keeps only its live timers.
+until it comes up and is skipped, without its target; each transaction keeps only its
+live timers.
 """
 
 from __future__ import annotations
@@ -48,15 +49,18 @@ class TimerQueue:
 
     def __init__(self) -> None:
         """Create an empty queue."""
-        self._heap: list[Timer] = []
+        # (deadline, seq, timer): tuples compare in C, where the Timer
+        # dataclass's generated ordering ran in Python for every heap step.
+        self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
 
     def schedule(
         self, deadline: float, name: str, target: Timed, interval: float | None = None
     ) -> None:
         """Set timer ``name`` on ``target``; with ``interval``, record it there too."""
-        timer = Timer(deadline, next(self._seq), name, target)
-        heapq.heappush(self._heap, timer)
+        seq = next(self._seq)
+        timer = Timer(deadline, seq, name, target)
+        heapq.heappush(self._heap, (deadline, seq, timer))
         # Keep only live timers so the list cannot grow with retransmissions.
         target.timers[:] = [t for t in target.timers if not t.cancelled]
         target.timers.append(timer)
@@ -68,21 +72,25 @@ class TimerQueue:
         """Cancel every timer set on ``target``."""
         for timer in target.timers:
             timer.cancelled = True
+            # The heap keeps a cancelled timer until its deadline (up to 64*T1);
+            # it must not keep the transaction, its messages, alive that long.
+            timer.target = None
         target.timers.clear()
 
     def next_deadline(self) -> float | None:
         """Return the earliest deadline of a live timer, or None when none is set."""
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0].deadline if self._heap else None
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> Iterator[Timer]:
         """Yield each live timer due at ``now``, marking it done, earliest first.
 
         A timer set (due at ``now``) while the caller handles one is yielded too.
         """
-        while self._heap and self._heap[0].deadline <= now:
-            timer = heapq.heappop(self._heap)
+        while self._heap and self._heap[0][0] <= now:
+            timer = heapq.heappop(self._heap)[2]
             if not timer.cancelled:
                 timer.cancelled = True
                 yield timer

@@ -1,0 +1,170 @@
+"""Overload control: refuse new calls at once when the router cannot keep up.
+
+A router past its capacity that keeps accepting INVITEs answers every one of
+them late: callers retransmit (RFC 3261 §17.1.1.2), each retransmission costs
+more work, and throughput collapses (RFC 6357 §2 calls this congestion
+collapse). Instead, while the router is overloaded, a new INVITE is answered
+at once with 503 Service Unavailable and a Retry-After header (RFC 3261
+§21.5.4, §20.33), which costs one response and no call state. Requests inside
+existing dialogs (ACK, BYE, re-INVITE) and CANCEL always go through: they end
+or keep calls the router has already paid for.
+
+Two signals say "overloaded", either one enough:
+
+* the event loop lags: a tick scheduled every :data:`TICK_S` runs late by more
+  than the limit (the loop is saturated, or stalled by a pause), or the next
+  tick is already overdue by more than the limit when an INVITE arrives;
+* too many calls are in set-up (routing or ringing) at once: every one of them
+  holds a runner connection attempt and an RTP port, and a runner that slows
+  down would otherwise let them pile up without bound.
+
+:class:`OverloadGuard` makes the decision and needs no event loop;
+:class:`LoopLagMonitor` feeds it from the running loop. Only the feedback-free
+"503 with Retry-After" scheme is implemented; RFC 7339's Via-parameter
+feedback needs the upstream to support it, which carriers rarely do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "TICK_S",
+    "LoopLagMonitor",
+    "OverloadGuard",
+    "OverloadPolicy",
+    "ShedReason",
+    "ShedReport",
+]
+
+# How often the loop's lag is sampled. 50 ticks a second cost a few
+# microseconds each, and a lag of more than one tick is seen within a tick.
+TICK_S = 0.02
+
+# At most one log line about shed calls this often, however many are shed: a
+# flood of INVITEs must not become a flood of log lines.
+SHED_LOG_INTERVAL_S = 10.0
+
+
+class ShedReason(enum.Enum):
+    """Why a new call was refused."""
+
+    LOOP_LAG = "loop-lag"
+    SETUP_LIMIT = "setup-limit"
+
+
+@dataclass(frozen=True)
+class OverloadPolicy:
+    """When to shed new calls, and what to tell the caller.
+
+    Attributes:
+        max_setup_calls: the most calls in set-up (routing or ringing) at once;
+            the next INVITE is refused.
+        max_loop_lag_s: the event loop's lag past which new INVITEs are
+            refused; 0 turns the lag check off.
+        retry_after_s: the Retry-After of the 503 (RFC 3261 §20.33).
+    """
+
+    max_setup_calls: int = 200
+    max_loop_lag_s: float = 0.1
+    retry_after_s: int = 2
+
+
+class OverloadGuard:
+    """Decides whether a new call is taken or refused (sans I/O).
+
+    The lag is fed by :meth:`tick` with the time a tick was due and the time
+    it ran; :meth:`check` compares the latest lag, and how overdue the next
+    tick is, with the policy.
+    """
+
+    def __init__(self, policy: OverloadPolicy) -> None:
+        self.policy = policy
+        self.lag_s = 0.0
+        """The latest lag measured, in seconds."""
+        self.next_due: float | None = None
+        """When the next tick is due (None: no monitor is running)."""
+        self.shed = 0
+        """Calls refused so far."""
+
+    def tick(self, due: float, now: float, next_due: float) -> None:
+        """Record a tick that was due at ``due`` and ran at ``now``."""
+        self.lag_s = max(0.0, now - due)
+        self.next_due = next_due
+
+    def current_lag(self, now: float) -> float:
+        """The lag as of ``now``: the latest sample, or the overdue tick's wait."""
+        overdue = 0.0 if self.next_due is None else now - self.next_due
+        return max(self.lag_s, overdue)
+
+    def check(self, now: float, setting_up: int) -> ShedReason | None:
+        """Why a new INVITE arriving at ``now`` must be refused, or None to take it.
+
+        Args:
+            now: the loop's clock.
+            setting_up: calls in set-up now, not counting the new one.
+        """
+        if setting_up >= self.policy.max_setup_calls:
+            return ShedReason.SETUP_LIMIT
+        limit = self.policy.max_loop_lag_s
+        if limit > 0 and self.current_lag(now) > limit:
+            return ShedReason.LOOP_LAG
+        return None
+
+
+@dataclass
+class ShedReport:
+    """Shed calls counted between two log lines (see :data:`SHED_LOG_INTERVAL_S`)."""
+
+    interval_s: float = SHED_LOG_INTERVAL_S
+    pending: int = 0
+    last_logged: float | None = None
+
+    def count(self, now: float) -> int | None:
+        """Count a shed call; the calls to report when a line is due, else None."""
+        self.pending += 1
+        if self.last_logged is not None and now - self.last_logged < self.interval_s:
+            return None
+        self.last_logged = now
+        count, self.pending = self.pending, 0
+        return count
+
+
+class LoopLagMonitor:
+    """Samples the running loop's lag every :data:`TICK_S` into a guard."""
+
+    def __init__(self, guard: OverloadGuard, tick_s: float = TICK_S) -> None:
+        self.guard = guard
+        self.tick_s = tick_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        """Start sampling on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._schedule(self._loop.time())
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.guard.next_due = None
+
+    def _schedule(self, now: float) -> None:
+        assert self._loop is not None
+        self._due = now + self.tick_s
+        self.guard.next_due = self._due
+        # call_at on the due time itself, so the lag measured is the loop's,
+        # not the rounding of a relative delay.
+        self._handle = self._loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        due = self._due
+        self._schedule(now)
+        self.guard.tick(due, now, self._due)
