@@ -20,12 +20,15 @@ The rule:
 3. When nothing is queued, silence fills the slot :data:`FILL_DELAY` after it,
    so a runner frame that is a few milliseconds late still gets its slot; the
    caller hears a packet at least every 20 ms plus :data:`TOLERANCE`.
-4. After a stall (a tick or frame later than the fill delay), the grid moves to
-   the present and the frame periods that passed are skipped: the receiver
-   sees a gap in time, never a burst.
+4. After a stall of the process (a tick later than the fill delay), frames
+   catch up on the grid with a burst of at most :data:`MAX_CATCH_UP_FRAMES`
+   (silence no closer than the tolerance allows); further behind, the grid
+   moves to the present and the frame periods that passed are skipped, so the
+   receiver sees a gap in time rather than seconds of audio at once.
 
-Every packet thus goes out within ``[slot - EARLY_TOLERANCE, slot + FILL_DELAY]``
-and slots are at least 20 ms apart, so any two packets are at least
+While the ticks run on time, every packet thus goes out within
+``[slot - EARLY_TOLERANCE, slot + FILL_DELAY]`` and slots are at least 20 ms
+apart, so any two packets are at least
 ``20 ms - TOLERANCE`` apart, any window of ``w`` seconds holds at most
 ``(w + TOLERANCE) / 20 ms + 1`` packets (never more than 50 packets per second
 in the long run), and the RTP timestamp is within the tolerance of real time.
@@ -49,6 +52,7 @@ from .stats import MediaStats
 __all__ = [
     "EARLY_TOLERANCE",
     "FILL_DELAY",
+    "MAX_CATCH_UP_FRAMES",
     "TOLERANCE",
     "OutboundStream",
 ]
@@ -61,6 +65,11 @@ __all__ = [
 EARLY_TOLERANCE = 0.0025
 FILL_DELAY = 0.0075
 TOLERANCE = EARLY_TOLERANCE + FILL_DELAY
+# After a stall, frames catch up with a burst of at most this many: 60 ms is
+# the smallest jitter buffer commonly configured on carrier equipment and
+# softphones. Further behind, the missed frame periods are skipped.
+MAX_CATCH_UP_FRAMES = 3
+_MAX_CATCH_UP = MAX_CATCH_UP_FRAMES * FRAME_DURATION
 
 # Clock readings this close to a threshold count as reaching it: a tick asked
 # for a time runs at it, give or take float rounding.
@@ -83,6 +92,22 @@ class OutboundStream:
             before the fill delay ends, so that it goes out within the window.
     """
 
+    __slots__ = (
+        "_after_gap",
+        "_after_silence",
+        "_deferred_slot",
+        "_fill_lead",
+        "_frames",
+        "_payload_type",
+        "_quiet_until",
+        "_silence",
+        "_slot",
+        "_stats",
+        "_to_alaw",
+        "packetizer",
+        "queue",
+    )
+
     def __init__(
         self,
         *,
@@ -92,11 +117,16 @@ class OutboundStream:
         tick_interval: float = 0.0025,
     ) -> None:
         self.queue = queue
+        # The queue's whole frames, read on every call to see if any wait.
+        self._frames = queue.frames
         self.packetizer = RtpPacketizer() if packetizer is None else packetizer
         self._stats = stats
         self._fill_lead = max(FILL_DELAY - tick_interval, 0.0)
         # The next slot; None until the stream starts.
         self._slot: float | None = None
+        # After a stall, no silence before this time (see tick()).
+        self._quiet_until = 0.0
+        self._deferred_slot: float | None = None
         self._payload_type = 0
         self._to_alaw = False
         self._silence = _ULAW_SILENCE_FRAME
@@ -120,9 +150,9 @@ class OutboundStream:
         slot = self._slot
         if slot is None:
             raise RuntimeError("an outbound stream has no schedule before start()")
-        if self.queue.queued_frames:
+        if self._frames:
             return slot - EARLY_TOLERANCE
-        return slot + self._fill_lead
+        return max(slot + self._fill_lead, self._quiet_until)
 
     def start(self, now: float) -> None:
         """Start the grid at ``now`` (no effect once started)."""
@@ -159,13 +189,20 @@ class OutboundStream:
         slot = self._slot
         if slot is None:
             return None
-        now += _CLOCK_SLACK
-        if self.queue.queued_frames:
-            if now < slot - EARLY_TOLERANCE:
+        if self._frames:
+            if now + _CLOCK_SLACK < slot - EARLY_TOLERANCE:
                 return None
-        elif now < slot + self._fill_lead:
+        elif now + _CLOCK_SLACK < slot + self._fill_lead or now < self._quiet_until:
             return None
-        now -= _CLOCK_SLACK
+        elif now - slot > FILL_DELAY and self._deferred_slot is None:
+            # The process stalled: the runner's frames of the stalled periods
+            # may be on their way (the caller's audio only reached the runner
+            # now). Silence now would take their slot and leave them a frame
+            # behind for the rest of the talkspurt; give them a fill delay
+            # (once: until the stream is back on its grid).
+            self._deferred_slot = slot
+            self._quiet_until = now + self._fill_lead
+            return None
         return self._take_slot(now, self.queue.next_frame(), sending)
 
     def _send_if_due(self, now: float, sending: bool) -> bytes | None:
@@ -173,8 +210,8 @@ class OutboundStream:
         if (
             not sending
             or slot is None
+            or not self._frames
             or now + _CLOCK_SLACK < slot - EARLY_TOLERANCE
-            or not self.queue.queued_frames
         ):
             return None
         return self._take_slot(now, self.queue.next_frame(), sending)
@@ -185,22 +222,32 @@ class OutboundStream:
         slot = self._slot
         assert slot is not None
         late = now - slot
-        # RFC 3551 §4.1: a talkspurt's first packet (marked) is where the
-        # receiver expects the timing to change. Inside a talkspurt the grid
-        # stays, so that the timestamps stay contiguous and jitter within the
-        # tolerance leaves no hole in the audio.
-        starts_talkspurt = frame is not None and (
-            self._after_silence or self._after_gap
-        )
-        if late > FILL_DELAY or (starts_talkspurt and late > 0.0):
+        if late > 0.0 and self._moves_grid(late, frame is not None):
             self._move_grid(late)
             slot = now
+        elif late > FILL_DELAY and frame is None:
+            # Catching up after a stall: silence no closer than the tolerance.
+            self._quiet_until = now + FRAME_DURATION - TOLERANCE
+        if late <= FILL_DELAY:
+            self._deferred_slot = None
         self._slot = slot + FRAME_DURATION
         packet = self._packet(frame) if sending else None
         if packet is None:
             self._after_gap = True
         self.packetizer.advance(FRAME_SAMPLES)
         return packet
+
+    def _moves_grid(self, late: float, voice: bool) -> bool:
+        """Whether a packet sent ``late`` after its slot takes the present as its slot."""
+        if late > _MAX_CATCH_UP:
+            return True
+        # RFC 3551 §4.1: a talkspurt's first packet (marked) is where the
+        # receiver expects the timing to change: its runner frame, arriving
+        # within the slot's window, brings the grid to its own phase. Inside a
+        # talkspurt the grid stays, so that the timestamps stay contiguous
+        # (jitter within the tolerance leaves no hole in the audio), and
+        # frames late from a stall catch up instead.
+        return voice and late <= FILL_DELAY and (self._after_silence or self._after_gap)
 
     def _move_grid(self, late: float) -> None:
         # The timestamp follows the grid (RFC 3550 §5.1): a slot taken late

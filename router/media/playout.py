@@ -36,7 +36,8 @@ class PlayoutQueue:
             raise ValueError(f"max_frames must be at least 1, not {max_frames}")
         self._max_frames = max_frames
         self._stats = stats
-        self._frames: deque[bytes] = deque()
+        self.frames: deque[bytes] = deque()
+        """The whole frames waiting, oldest first; read-only for others."""
         self._partial = bytearray()
         self._partial_waited = False
         # Marks are kept apart from the frames, each with the count of frames
@@ -49,7 +50,7 @@ class PlayoutQueue:
     @property
     def queued_frames(self) -> int:
         """Whole frames waiting to be played (a partial tail is not counted)."""
-        return len(self._frames)
+        return len(self.frames)
 
     def play(self, ulaw: bytes) -> None:
         """Queue μ-law audio of any length behind what is already queued.
@@ -84,7 +85,7 @@ class PlayoutQueue:
         Returns:
             The names of the marks that had not been played, in queue order.
         """
-        self._frames.clear()
+        self.frames.clear()
         self._partial.clear()
         self._frames_done = self._frames_queued
         names = [name for _position, name in self._marks]
@@ -93,7 +94,7 @@ class PlayoutQueue:
 
     def next_frame(self) -> bytes | None:
         """Take the frame to play in this tick, or ``None`` if nothing is queued."""
-        frames = self._frames
+        frames = self.frames
         if not frames and self._partial:
             # A tail is padded only once a whole tick passed without more audio:
             # a runner streaming in odd-sized chunks must not get silence spliced
@@ -116,7 +117,7 @@ class PlayoutQueue:
         return None
 
     def _enqueue(self, frame: bytes) -> None:
-        frames = self._frames
+        frames = self.frames
         if len(frames) >= self._max_frames:
             frames.popleft()
             self._frames_done += 1
