@@ -76,6 +76,7 @@ _MAX_CATCH_UP = MAX_CATCH_UP_FRAMES * FRAME_DURATION
 _CLOCK_SLACK = 1e-6
 # A send this late counts as a late playout tick in the stats.
 _LATE_THRESHOLD = FRAME_DURATION / 2
+_TIMESTAMP_MASK = 0xFFFFFFFF
 _ULAW_SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
 _ALAW_SILENCE_FRAME = bytes([ALAW_SILENCE]) * FRAME_BYTES
 
@@ -141,18 +142,19 @@ class OutboundStream:
         return self._slot
 
     @property
-    def next_wake(self) -> float:
+    def next_wake(self) -> float | None:
         """When the stream next has something to do: send a queued frame, or fill.
 
-        Raises:
-            RuntimeError: the stream has not started.
+        ``None`` before :meth:`start`.
         """
         slot = self._slot
         if slot is None:
-            raise RuntimeError("an outbound stream has no schedule before start()")
+            return None
         if self._frames:
             return slot - EARLY_TOLERANCE
-        return max(slot + self._fill_lead, self._quiet_until)
+        fill = slot + self._fill_lead
+        quiet = self._quiet_until
+        return quiet if quiet > fill else fill
 
     def start(self, now: float) -> None:
         """Start the grid at ``now`` (no effect once started)."""
@@ -167,6 +169,16 @@ class OutboundStream:
 
     def play(self, now: float, ulaw: bytes, *, sending: bool) -> bytes | None:
         """Queue the runner's audio; return the packet to send at once, if due."""
+        slot = self._slot
+        if (
+            sending
+            and slot is not None
+            and now + _CLOCK_SLACK >= slot - EARLY_TOLERANCE
+            and self.queue.take_now(ulaw)
+        ):
+            # The common case of a runner streaming in real time: one frame,
+            # nothing queued, the stream due. It never enters the queue.
+            return self._take_slot(now, ulaw, sending)
         self.queue.play(ulaw)
         return self._send_if_due(now, sending)
 
@@ -222,7 +234,10 @@ class OutboundStream:
         slot = self._slot
         assert slot is not None
         late = now - slot
-        if late > 0.0 and self._moves_grid(late, frame is not None):
+        if late > 0.0 and (
+            late > _MAX_CATCH_UP
+            or (frame is not None and late <= FILL_DELAY and self._starts_talkspurt)
+        ):
             self._move_grid(late)
             slot = now
         elif late > FILL_DELAY and frame is None:
@@ -231,23 +246,23 @@ class OutboundStream:
         if late <= FILL_DELAY:
             self._deferred_slot = None
         self._slot = slot + FRAME_DURATION
+        packetizer = self.packetizer
         packet = self._packet(frame) if sending else None
         if packet is None:
             self._after_gap = True
-        self.packetizer.advance(FRAME_SAMPLES)
+        packetizer.timestamp = (packetizer.timestamp + FRAME_SAMPLES) & _TIMESTAMP_MASK
         return packet
 
-    def _moves_grid(self, late: float, voice: bool) -> bool:
-        """Whether a packet sent ``late`` after its slot takes the present as its slot."""
-        if late > _MAX_CATCH_UP:
-            return True
+    @property
+    def _starts_talkspurt(self) -> bool:
         # RFC 3551 §4.1: a talkspurt's first packet (marked) is where the
         # receiver expects the timing to change: its runner frame, arriving
         # within the slot's window, brings the grid to its own phase. Inside a
         # talkspurt the grid stays, so that the timestamps stay contiguous
         # (jitter within the tolerance leaves no hole in the audio), and
-        # frames late from a stall catch up instead.
-        return voice and late <= FILL_DELAY and (self._after_silence or self._after_gap)
+        # frames late from a stall catch up instead (beyond the catch-up
+        # limit, any packet moves the grid).
+        return self._after_silence or self._after_gap
 
     def _move_grid(self, late: float) -> None:
         # The timestamp follows the grid (RFC 3550 §5.1): a slot taken late

@@ -154,8 +154,27 @@ class Pacer:
         asked (audio was queued) calls this; asking for a later one is done by
         returning it from ``on_tick``. No effect on a stream not registered.
         """
-        if stream in self._streams:
-            self._book(stream, self._tick_at(when))
+        # A registered stream has one booking, except while it is being ticked
+        # (it then books what on_tick returns): no booking, nothing to move.
+        booked = self._booked
+        current = booked.get(stream)
+        if current is None:
+            return
+        # The first tick at or after `when`, but not one that has run.
+        tick = math.ceil((when - self._start) / self._interval - _EPSILON)
+        if tick >= current:
+            return
+        if tick < self._next_tick:
+            tick = self._next_tick
+        booked[stream] = tick
+        bucket = self._wheel.get(tick)
+        if bucket is None:
+            self._wheel[tick] = [stream]
+        else:
+            bucket.append(stream)
+        loop = self._loop
+        if not self._ticking and loop is not None and tick < self._timer_tick:
+            self._arm(loop)
 
     # -- the timer ----------------------------------------------------------------
 
@@ -205,20 +224,41 @@ class Pacer:
             self._stop()
 
     def _run_bucket(self, number: int, bucket: list[PacedStream], now: float) -> None:
-        booked = self._booked
+        # The per-stream work of every tick: kept to dictionary and list
+        # operations inline (no helper calls), as it runs 50 times a second
+        # per call.
+        booked, wheel, streams = self._booked, self._wheel, self._streams
+        start, interval, ceil = self._start, self._interval, math.ceil
+        earliest = self._next_tick
         for stream in bucket:
             # Streams may register and unregister (even others) from inside
             # on_tick; a stream whose booking moved or ended is skipped.
             if booked.get(stream) != number:
                 continue
             del booked[stream]
-            wanted = self._tick_stream(stream, now)
-            if stream not in self._streams:
+            try:
+                wanted = stream.on_tick(now)
+            except Exception:
+                wanted = None
+                self._note_failure(stream)
+            if stream not in streams:
                 continue
             if wanted is None:
-                self._book(stream, number + self._period_ticks)
+                tick = number + self._period_ticks
             else:
-                self._book(stream, self._tick_at(wanted))
+                tick = ceil((wanted - start) / interval - _EPSILON)
+            if tick < earliest:
+                tick = earliest
+            # on_tick may have asked for an earlier tick through wake().
+            current = booked.get(stream)
+            if current is not None and current <= tick:
+                continue
+            booked[stream] = tick
+            later = wheel.get(tick)
+            if later is None:
+                wheel[tick] = [stream]
+            else:
+                later.append(stream)
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         """Set the timer for the earliest booked tick."""
@@ -246,25 +286,17 @@ class Pacer:
         if not self._ticking and self._loop is not None and tick < self._timer_tick:
             self._arm(self._loop)
 
-    def _tick_at(self, when: float) -> int:
-        """The number of the first tick at or after ``when``."""
-        return math.ceil((when - self._start) / self._interval - _EPSILON)
-
     def _deadline(self, tick_number: int) -> float:
         # Computed from the start each time, so rounding errors cannot accumulate.
         return self._start + tick_number * self._interval
 
-    def _tick_stream(self, stream: PacedStream, now: float) -> float | None:
-        try:
-            return stream.on_tick(now)
-        except Exception:
-            # One faulty stream must not silence every other call, nor flood the
-            # log 50 times a second: its first failure is logged, later ones counted.
-            self.failed_ticks += 1
-            if stream not in self._failed_streams:
-                self._failed_streams.add(stream)
-                _log.exception("media.tick_failed", stream=repr(stream))
-            return None
+    def _note_failure(self, stream: PacedStream) -> None:
+        # One faulty stream must not silence every other call, nor flood the
+        # log 50 times a second: its first failure is logged, later ones counted.
+        self.failed_ticks += 1
+        if stream not in self._failed_streams:
+            self._failed_streams.add(stream)
+            _log.exception("media.tick_failed", stream=repr(stream))
 
 
 _default_pacers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pacer] = (

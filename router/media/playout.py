@@ -43,7 +43,8 @@ class PlayoutQueue:
         # Marks are kept apart from the frames, each with the count of frames
         # ever queued before it; a mark is due once that many frames are done
         # (played, dropped or cleared). Dropping a frame thus never loses a mark.
-        self._marks: deque[tuple[int, str]] = deque()
+        self.marks: deque[tuple[int, str]] = deque()
+        """Marks not reported yet, with their position; read-only for others."""
         self._frames_queued = 0
         self._frames_done = 0
 
@@ -70,6 +71,23 @@ class PlayoutQueue:
                 self._enqueue(bytes(view[start : start + FRAME_BYTES]))
         del partial[:whole]
 
+    def take_now(self, ulaw: bytes) -> bool:
+        """Play one whole frame at once, if nothing is queued before it.
+
+        The frame counts as queued and played (marks and counters as if it
+        went through the queue), without touching the queue.
+
+        Returns:
+            Whether the frame was taken; if not, nothing was done.
+        """
+        if self.frames or self._partial or len(ulaw) != FRAME_BYTES:
+            return False
+        self._partial_waited = False
+        self._frames_queued += 1
+        self._frames_done += 1
+        self._stats.frames_played += 1
+        return True
+
     def mark(self, name: str) -> None:
         """Place a mark behind everything queued so far.
 
@@ -77,7 +95,7 @@ class PlayoutQueue:
         that is actually played, not audio waiting for more bytes.
         """
         self._flush_partial()
-        self._marks.append((self._frames_queued, name))
+        self.marks.append((self._frames_queued, name))
 
     def clear(self) -> list[str]:
         """Drop every queued frame and mark now.
@@ -88,8 +106,8 @@ class PlayoutQueue:
         self.frames.clear()
         self._partial.clear()
         self._frames_done = self._frames_queued
-        names = [name for _position, name in self._marks]
-        self._marks.clear()
+        names = [name for _position, name in self.marks]
+        self.marks.clear()
         return names
 
     def next_frame(self) -> bytes | None:
@@ -111,7 +129,7 @@ class PlayoutQueue:
 
     def pop_played_mark(self) -> str | None:
         """Take the next mark whose audio has all been played, or ``None``."""
-        marks = self._marks
+        marks = self.marks
         if marks and marks[0][0] <= self._frames_done:
             return marks.popleft()[1]
         return None

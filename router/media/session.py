@@ -156,6 +156,15 @@ class MediaSession:
         return self._receiver.latched_source
 
     @property
+    def next_slot(self) -> float | None:
+        """When the next packet is due, on the loop's clock (``None`` before configure).
+
+        Runner audio played from :data:`~router.media.outbound.EARLY_TOLERANCE`
+        before it, with nothing queued, goes out at once.
+        """
+        return self._outbound.next_slot
+
+    @property
     def queued_frames(self) -> int:
         """Frames of runner audio waiting to be played."""
         return self._playout.queued_frames
@@ -287,20 +296,31 @@ class MediaSession:
         If the stream is due (nothing queued, and the frame period of the last
         packet sent is about over), the first frame goes out at once.
         """
-        if not self._closed:
-            target = self._target()
-            packet = self._outbound.play(self._now(), ulaw, sending=target is not None)
-            self._after_runner_audio(packet, target)
+        loop = self._loop
+        if self._closed or loop is None:
+            if not self._closed:
+                self._playout.play(ulaw)  # before open(): it waits for media
+            return
+        # _target() inlined: this runs for every frame the runner sends.
+        target = None
+        if self._we_send and self._transport is not None:
+            target = self._receiver.latched_source or self._sdp_target
+        packet = self._outbound.play(loop.time(), ulaw, sending=target is not None)
+        self._after_runner_audio(packet, target)
 
     def mark(self, name: str) -> None:
         """Call ``on_mark_played(name)`` once all audio queued before it has played.
 
         With nothing queued the mark is reported at once.
         """
-        if not self._closed:
-            target = self._target()
-            packet = self._outbound.mark(self._now(), name, sending=target is not None)
-            self._after_runner_audio(packet, target)
+        loop = self._loop
+        if self._closed or loop is None:
+            if not self._closed:
+                self._playout.mark(name)
+            return
+        target = self._target()
+        packet = self._outbound.mark(loop.time(), name, sending=target is not None)
+        self._after_runner_audio(packet, target)
 
     def clear(self) -> list[str]:
         """Drop queued audio at once; return the pending marks' names, in order.
@@ -312,17 +332,16 @@ class MediaSession:
     def _after_runner_audio(self, packet: bytes | None, target: Address | None) -> None:
         if packet is not None and target is not None:
             self._send(packet, target)
-        self._report_played_marks()
+        playout = self._playout
+        if playout.marks:
+            self._report_played_marks()
         # Frames left queued are sent on ticks; the pacer only knew about the
         # silence fill, which is later than the first queued frame's turn.
-        pacer, outbound = self._pacer, self._outbound
-        started = outbound.next_slot is not None
-        if pacer is not None and started and outbound.queue.queued_frames:
-            pacer.wake(self, outbound.next_wake)
-
-    def _now(self) -> float:
-        loop = self._loop
-        return loop.time() if loop is not None else 0.0
+        if playout.frames:
+            pacer = self._pacer
+            wake = self._outbound.next_wake
+            if pacer is not None and wake is not None:
+                pacer.wake(self, wake)
 
     # -- pacing ------------------------------------------------------------------
 
@@ -332,15 +351,19 @@ class MediaSession:
         Returns:
             When the session next needs a tick.
         """
-        target = self._target()
-        packet = self._outbound.tick(now, sending=target is not None)
+        outbound = self._outbound
+        # _target() inlined: this runs about once per frame period.
+        target = None
+        if self._we_send and self._transport is not None:
+            target = self._receiver.latched_source or self._sdp_target
+        packet = outbound.tick(now, sending=target is not None)
         if packet is not None and target is not None:
             self._send(packet, target)
-        self._report_played_marks()
-        self._watch_inactivity(now)
-        if self._outbound.next_slot is None:
-            return None
-        return self._outbound.next_wake
+        if self._playout.marks:
+            self._report_played_marks()
+        if self._caller_sends:
+            self._watch_inactivity(now)
+        return outbound.next_wake
 
     def _target(self) -> Address | None:
         """Where packets go now, or ``None`` when none may be sent."""

@@ -381,6 +381,105 @@ async def test_pacing_sends_100_frames_in_2_seconds_without_drift(session, peer)
     assert worst < 0.1
 
 
+async def test_runner_audio_played_while_the_stream_is_due_goes_out_at_once(
+    session, peer
+):
+    session.configure(audio_for(peer))
+    await eventually(lambda: len(peer.received) >= 3)
+    loop = asyncio.get_running_loop()
+
+    # Play just before a slot: inside its window, before its silence fill.
+    for _attempt in range(50):
+        slot = session.next_slot
+        assert slot is not None
+        await asyncio.sleep(max(0.0, slot - 0.001 - loop.time()))
+        if session.next_slot == slot and loop.time() < slot + 0.003:
+            break
+    else:
+        pytest.fail("never woke up inside a slot's window")
+    played_at = loop.time()
+    session.play(voice(1))
+    await eventually(lambda: any(p.payload == voice(1) for p in peer.packets))
+
+    arrival = next(t for t, p in peer.received if p.payload == voice(1))
+    # Loopback takes microseconds; the old shared clock waited for its next tick.
+    assert arrival - played_at < 0.004
+
+
+async def test_a_burst_of_50_frames_goes_out_one_every_20_ms(session, peer):
+    session.configure(audio_for(peer))
+    await eventually(lambda: len(peer.received) >= 3)
+
+    session.play(b"".join(voice(seed) for seed in range(50)))
+    await eventually(
+        lambda: sum(p.payload != SILENCE for p in peer.packets) >= 50, timeout=3.0
+    )
+
+    times = [t for t, p in peer.received if p.payload != SILENCE]
+    assert [p.payload for p in peer.packets if p.payload != SILENCE] == [
+        voice(seed) for seed in range(50)
+    ]
+    # The first may go at once; from the second on, one every 20 ms.
+    assert 0.008 <= times[1] - times[0] <= 0.035
+    assert 0.94 <= times[49] - times[1] <= 1.02
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.008
+    worst = max(abs(t - times[1] - n * 0.020) for n, t in enumerate(times[1:]))
+    assert worst < 0.05
+
+
+class EchoEvents(Events):
+    """An in-process runner that plays every frame of the caller straight back."""
+
+    def on_audio(self, ulaw: bytes) -> None:
+        assert self.session is not None
+        self.session.play(ulaw)
+
+
+async def test_an_echo_in_any_phase_adds_at_most_about_half_a_frame(pool):
+    # Ten calls whose callers send at phases 2 ms apart: on the old shared
+    # 20 ms clock each call's echo waited 0-20 ms depending on its phase.
+    loop = asyncio.get_running_loop()
+    calls = []
+    for index in range(10):
+        events = EchoEvents()
+        session = MediaSession(pool=pool, bind_host=LOOPBACK, events=events)
+        events.session = session
+        await session.open()
+        peer = await open_peer()
+        session.configure(audio_for(peer))
+        calls.append((session, peer, index * 0.002))
+    try:
+        sent: dict[bytes, float] = {}
+        start = loop.time() + 0.05
+
+        async def speak(session: MediaSession, peer: Peer, phase: float) -> None:
+            for n in range(40):
+                await asyncio.sleep(max(0.0, start + phase + n * 0.02 - loop.time()))
+                payload = (
+                    bytes([0x10 + n]) + peer.port.to_bytes(2, "big") + b"\x55" * 157
+                )
+                sent[payload] = loop.time()
+                peer.send_rtp(session, 0, payload)
+
+        await asyncio.gather(*(speak(*call) for call in calls))
+        await asyncio.sleep(0.1)
+
+        for _session, peer, _phase in calls:
+            latencies = sorted(
+                arrival - sent[p.payload]
+                for arrival, p in peer.received
+                if p.payload in sent
+            )
+            assert len(latencies) == 40
+            # Half a frame (the tolerance window) plus a tick and loop slack.
+            assert latencies[len(latencies) // 2] < 0.014
+    finally:
+        for session, peer, _phase in calls:
+            await session.close()
+            assert peer.transport is not None
+            peer.transport.close()
+
+
 async def test_marks_fire_after_the_audio_before_them_in_order(session, peer, events):
     session.configure(audio_for(peer))
 
