@@ -32,6 +32,14 @@ apart, so any two packets are at least
 ``20 ms - TOLERANCE`` apart, any window of ``w`` seconds holds at most
 ``(w + TOLERANCE) / 20 ms + 1`` packets (never more than 50 packets per second
 in the long run), and the RTP timestamp is within the tolerance of real time.
+
+Limitation: the first runner frame of a talkspurt that arrives less than
+``20 ms - TOLERANCE`` after a silence packet must wait for the next slot's
+window (up to about 12 ms with the pacer's 2.5 ms ticks), and a runner that
+streams without pause (an echo) keeps that wait for the whole talkspurt: the
+grid cannot move earlier without sending faster than 50 packets per second.
+About half of the possible phases of a runner's audio against the silence grid
+meet this wait; the others go out on arrival.
 """
 
 from __future__ import annotations
