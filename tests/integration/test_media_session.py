@@ -700,6 +700,42 @@ async def test_time_spent_in_each_tick_does_not_slow_the_schedule():
     assert abs((last - first) / (len(stream.ticks) - 1) - 0.020) < 0.001
 
 
+class Asking:
+    """A stream that asks for a tick every 7 ms, and records what it asked and got."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+        self.asked: list[float] = []
+
+    def on_tick(self, now: float) -> float:
+        self.ticks.append(now)
+        self.asked.append((self.asked[-1] if self.asked else now) + 0.007)
+        return self.asked[-1]
+
+
+async def test_a_stream_is_ticked_when_it_asks_and_wake_brings_a_tick_forward():
+    pacer, stream = Pacer(), Asking()
+    pacer.register(stream)
+    await asyncio.sleep(0.2)
+    asked = len(stream.ticks)
+
+    # Each tick is the first of the 2.5 ms ticks at or after the time asked.
+    pairs = zip(stream.asked[:-1], stream.ticks[1:], strict=True)
+    waits = [got - wanted for wanted, got in pairs]
+    assert 24 <= asked <= 30
+    assert min(waits) >= 0
+    assert sorted(waits)[len(waits) // 2] < 0.0025 + 0.001
+
+    loop = asyncio.get_running_loop()
+    woken_at = loop.time()
+    pacer.wake(stream, woken_at)
+    await eventually(lambda: len(stream.ticks) > asked)
+    pacer.unregister(stream)
+
+    assert stream.ticks[asked] - woken_at < 0.005
+    assert not pacer.running
+
+
 class Unregistering:
     """A stream that, on its first tick, leaves the pacer and brings in another."""
 
