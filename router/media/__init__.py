@@ -1,9 +1,10 @@
 """Media: RTP, G.711, RFC 4733 events, RTP ports and 20 ms paced playout.
 
 The sans-I/O parts (:mod:`.rtp`, :mod:`.g711`, :mod:`.dtmf`, :mod:`.receiver`,
-:mod:`.playout`) turn bytes into values and back; :mod:`.session` puts one call's
-stream on a UDP socket, and :mod:`.pacer` drives every session's outbound audio
-from a single 20 ms clock.
+:mod:`.playout`, :mod:`.outbound`) turn bytes into values and back, and
+:mod:`.outbound` decides when each outbound frame goes out on the call's own
+20 ms grid; :mod:`.session` puts one call's stream on a UDP socket, and
+:mod:`.pacer` ticks every session's outbound stream from a single timer.
 """
 
 from __future__ import annotations

@@ -36,20 +36,22 @@ class PlayoutQueue:
             raise ValueError(f"max_frames must be at least 1, not {max_frames}")
         self._max_frames = max_frames
         self._stats = stats
-        self._frames: deque[bytes] = deque()
+        self.frames: deque[bytes] = deque()
+        """The whole frames waiting, oldest first; read-only for others."""
         self._partial = bytearray()
         self._partial_waited = False
         # Marks are kept apart from the frames, each with the count of frames
         # ever queued before it; a mark is due once that many frames are done
         # (played, dropped or cleared). Dropping a frame thus never loses a mark.
-        self._marks: deque[tuple[int, str]] = deque()
+        self.marks: deque[tuple[int, str]] = deque()
+        """Marks not reported yet, with their position; read-only for others."""
         self._frames_queued = 0
         self._frames_done = 0
 
     @property
     def queued_frames(self) -> int:
         """Whole frames waiting to be played (a partial tail is not counted)."""
-        return len(self._frames)
+        return len(self.frames)
 
     def play(self, ulaw: bytes) -> None:
         """Queue μ-law audio of any length behind what is already queued.
@@ -69,6 +71,23 @@ class PlayoutQueue:
                 self._enqueue(bytes(view[start : start + FRAME_BYTES]))
         del partial[:whole]
 
+    def take_now(self, ulaw: bytes) -> bool:
+        """Play one whole frame at once, if nothing is queued before it.
+
+        The frame counts as queued and played (marks and counters as if it
+        went through the queue), without touching the queue.
+
+        Returns:
+            Whether the frame was taken; if not, nothing was done.
+        """
+        if self.frames or self._partial or len(ulaw) != FRAME_BYTES:
+            return False
+        self._partial_waited = False
+        self._frames_queued += 1
+        self._frames_done += 1
+        self._stats.frames_played += 1
+        return True
+
     def mark(self, name: str) -> None:
         """Place a mark behind everything queued so far.
 
@@ -76,7 +95,7 @@ class PlayoutQueue:
         that is actually played, not audio waiting for more bytes.
         """
         self._flush_partial()
-        self._marks.append((self._frames_queued, name))
+        self.marks.append((self._frames_queued, name))
 
     def clear(self) -> list[str]:
         """Drop every queued frame and mark now.
@@ -84,16 +103,16 @@ class PlayoutQueue:
         Returns:
             The names of the marks that had not been played, in queue order.
         """
-        self._frames.clear()
+        self.frames.clear()
         self._partial.clear()
         self._frames_done = self._frames_queued
-        names = [name for _position, name in self._marks]
-        self._marks.clear()
+        names = [name for _position, name in self.marks]
+        self.marks.clear()
         return names
 
     def next_frame(self) -> bytes | None:
         """Take the frame to play in this tick, or ``None`` if nothing is queued."""
-        frames = self._frames
+        frames = self.frames
         if not frames and self._partial:
             # A tail is padded only once a whole tick passed without more audio:
             # a runner streaming in odd-sized chunks must not get silence spliced
@@ -110,13 +129,13 @@ class PlayoutQueue:
 
     def pop_played_mark(self) -> str | None:
         """Take the next mark whose audio has all been played, or ``None``."""
-        marks = self._marks
+        marks = self.marks
         if marks and marks[0][0] <= self._frames_done:
             return marks.popleft()[1]
         return None
 
     def _enqueue(self, frame: bytes) -> None:
-        frames = self._frames
+        frames = self.frames
         if len(frames) >= self._max_frames:
             frames.popleft()
             self._frames_done += 1

@@ -9,6 +9,7 @@ re-cuts audio of any packet size into 160-byte frames.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..sip.sdp import NegotiatedAudio
 from .dtmf import DtmfReceiver
 from .errors import RtpError
 from .g711 import ALAW_TO_ULAW, FRAME_BYTES, ULAW_SILENCE
-from .rtp import RtpPacket, parse_rtp
+from .rtp import RTP_HEADER_SIZE, RTP_VERSION, RtpPacket, parse_rtp
 from .stats import MediaStats
 
 __all__ = [
@@ -43,6 +44,12 @@ _HALF_SEQUENCE_RANGE = 1 << 15
 
 _SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
 
+# RFC 3550 §5.1: the first octet of a plain packet (version 2, no padding, no
+# header extension, no CSRCs), which is nearly every packet a caller sends.
+_PLAIN_FIRST_OCTET = RTP_VERSION << 6
+# The second octet, sequence number and (skipping the timestamp) SSRC.
+_PLAIN_FIELDS = struct.Struct("!xBH4xI").unpack_from
+
 _Handler = Callable[[RtpPacket], None]
 
 
@@ -66,6 +73,9 @@ class RtpReceiver:
         self._on_dtmf = on_dtmf
         self._stats = stats
         self._handlers: dict[int, _Handler] = {}
+        # Payload types of plain audio, handled without an RtpPacket: whether
+        # each is A-law (to transcode).
+        self._audio_types: dict[int, bool] = {}
         self._dtmf = DtmfReceiver()
         self._partial = bytearray()
         self._ssrc: int | None = None
@@ -93,6 +103,11 @@ class RtpReceiver:
         if audio.dtmf_payload_type is not None:
             handlers[audio.dtmf_payload_type] = self._receive_event
         self._handlers = handlers
+        self._audio_types = {
+            payload_type: handler == self._receive_alaw
+            for payload_type, handler in handlers.items()
+            if handler in (self._receive_ulaw, self._receive_alaw)
+        }
 
     def unlatch(self) -> None:
         """Forget the caller's address: the next valid packet's source is latched."""
@@ -109,6 +124,11 @@ class RtpReceiver:
         if not self._handlers:
             stats.packets_ignored_unconfigured += 1
             return False
+        if len(data) > RTP_HEADER_SIZE and data[0] == _PLAIN_FIRST_OCTET:
+            second, sequence, ssrc = _PLAIN_FIELDS(data)
+            alaw = self._audio_types.get(second & 0x7F)
+            if alaw is not None:
+                return self._receive_plain_audio(data, source, sequence, ssrc, alaw)
         try:
             packet = parse_rtp(data)
         except RtpError:
@@ -121,13 +141,28 @@ class RtpReceiver:
         if not self._is_from_caller(source):
             stats.packets_ignored_foreign_source += 1
             return False
-        if self._is_late_or_duplicate(packet):
+        if self._is_late_or_duplicate(packet.ssrc, packet.sequence):
             stats.packets_ignored_late += 1
             return True
         try:
             handler(packet)
         except RtpError:
             stats.packets_invalid += 1
+        return True
+
+    def _receive_plain_audio(
+        self, data: bytes, source: Address, sequence: int, ssrc: int, alaw: bool
+    ) -> bool:
+        """The common case, without building an RtpPacket: the same checks as
+        :meth:`receive` makes, in the same order."""
+        if not self._is_from_caller(source):
+            self._stats.packets_ignored_foreign_source += 1
+            return False
+        if self._is_late_or_duplicate(ssrc, sequence):
+            self._stats.packets_ignored_late += 1
+            return True
+        payload = data[RTP_HEADER_SIZE:]
+        self._deliver(payload.translate(ALAW_TO_ULAW) if alaw else payload)
         return True
 
     def _is_from_caller(self, source: Address) -> bool:
@@ -142,21 +177,21 @@ class RtpReceiver:
             return True
         return source == self.latched_source
 
-    def _is_late_or_duplicate(self, packet: RtpPacket) -> bool:
-        if packet.ssrc != self._ssrc:
-            self._ssrc = packet.ssrc
-            self._highest_sequence = packet.sequence
+    def _is_late_or_duplicate(self, ssrc: int, sequence: int) -> bool:
+        if ssrc != self._ssrc:
+            self._ssrc = ssrc
+            self._highest_sequence = sequence
             return False
-        ahead = (packet.sequence - self._highest_sequence) % _SEQUENCE_MODULUS
+        ahead = (sequence - self._highest_sequence) % _SEQUENCE_MODULUS
         if ahead == 0:
             return True
         if ahead < _HALF_SEQUENCE_RANGE:
-            self._highest_sequence = packet.sequence
+            self._highest_sequence = sequence
             return False
         if _SEQUENCE_MODULUS - ahead <= MAX_MISORDER:
             return True
         # RFC 3550 appendix A.1: far behind means the sender restarted its numbering.
-        self._highest_sequence = packet.sequence
+        self._highest_sequence = sequence
         return False
 
     def _receive_ulaw(self, packet: RtpPacket) -> None:

@@ -30,6 +30,7 @@ RTP_VERSION = 2
 RTP_HEADER_SIZE = 12
 
 _HEADER = struct.Struct("!BBHII")
+_PACK_HEADER = _HEADER.pack
 # RFC 3550 §5.3.1: profile-defined 16 bits, then the extension length in 32-bit words.
 _EXTENSION_HEADER = struct.Struct("!HH")
 
@@ -193,16 +194,14 @@ class RtpPacketizer:
         the timestamp only moves with :meth:`advance`, because it follows the
         media clock, not the packet count.
         """
-        packet = build_rtp(
-            payload_type,
-            self.sequence,
-            self.timestamp,
-            self.ssrc,
-            payload,
-            marker=marker,
+        # build_rtp() inlined: this runs for every packet sent.
+        sequence = self.sequence
+        self.sequence = (sequence + 1) & _SEQUENCE_MASK
+        second = payload_type | 0x80 if marker else payload_type
+        header = _PACK_HEADER(
+            _VERSION_BITS, second, sequence, self.timestamp, self.ssrc
         )
-        self.sequence = (self.sequence + 1) & _SEQUENCE_MASK
-        return packet
+        return header + payload
 
     def advance(self, samples: int) -> None:
         """Move the timestamp forward by ``samples`` sampling periods (mod 2**32)."""

@@ -3,9 +3,11 @@
 A :class:`MediaSession` owns one even port from the pool. Inbound, it hands
 each datagram to an :class:`~router.media.receiver.RtpReceiver`, which reports
 20 ms μ-law frames and DTMF digits through :class:`MediaEvents`. Outbound, it
-queues the runner's audio in a :class:`~router.media.playout.PlayoutQueue` and,
-on every tick of the shared :class:`~router.media.pacer.Pacer`, sends one frame:
-the next queued one, or silence, so the caller always hears a steady stream.
+hands the runner's audio to an :class:`~router.media.outbound.OutboundStream`,
+which decides when each 20 ms frame goes out: at once when the runner's audio
+arrives while the stream is due, otherwise on a tick of the shared
+:class:`~router.media.pacer.Pacer`, with silence filling every frame period the
+runner leaves empty, so the caller always hears a steady stream.
 
 Lifecycle: ``open()`` binds the port, ``configure()`` starts media with the
 result of an offer/answer (and again after every re-INVITE), ``close()`` stops
@@ -26,12 +28,11 @@ import structlog
 
 from ..sip.sdp import NegotiatedAudio
 from .errors import MediaError, PortsExhausted, UnsupportedMedia
-from .g711 import ALAW_SILENCE, FRAME_BYTES, FRAME_SAMPLES, ULAW_SILENCE, ULAW_TO_ALAW
-from .pacer import Pacer, default_pacer
+from .outbound import OutboundStream
+from .pacer import TICK_INTERVAL, Pacer, default_pacer
 from .playout import PlayoutQueue
 from .ports import RtpPortPool
 from .receiver import Address, RtpReceiver
-from .rtp import RtpPacketizer
 from .stats import MediaStats
 
 __all__ = [
@@ -59,9 +60,6 @@ _DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
 _WE_SEND = frozenset({"sendrecv", "sendonly"})
 _CALLER_SENDS = frozenset({"sendrecv", "recvonly"})
 _CODECS = frozenset({"PCMU", "PCMA"})
-
-_ULAW_SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
-_ALAW_SILENCE_FRAME = bytes([ALAW_SILENCE]) * FRAME_BYTES
 
 _log = structlog.get_logger(__name__)
 
@@ -96,8 +94,7 @@ class MediaSession:
             :meth:`MediaEvents.on_inactive` (only while the caller should send).
         max_queued_frames: bound of the playout queue; the oldest frames are
             dropped beyond it.
-        pacer: the 20 ms clock to send on; the running loop's shared pacer if
-            ``None``.
+        pacer: the clock to send on; the running loop's shared pacer if ``None``.
 
     Raises:
         ValueError: ``bind_host`` is not an IP address, or a limit is not positive.
@@ -131,7 +128,10 @@ class MediaSession:
             on_audio=events.on_audio, on_dtmf=events.on_dtmf, stats=self.stats
         )
         self._playout = PlayoutQueue(max_frames=max_queued_frames, stats=self.stats)
-        self._packetizer = RtpPacketizer()
+        self._outbound = OutboundStream(
+            queue=self._playout, stats=self.stats, tick_interval=TICK_INTERVAL
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._connection_lost: asyncio.Future[None] | None = None
         self._closed = False
@@ -142,13 +142,6 @@ class MediaSession:
     def _init_outbound_state(self) -> None:
         self._we_send = False
         self._sdp_target: Address | None = None
-        self._payload_type = 0
-        self._to_alaw = False
-        self._silence = _ULAW_SILENCE_FRAME
-        # RFC 3551 §4.1: the marker bit flags the first packet after a gap in
-        # sending (stream start, hold, skipped time) or after filler silence.
-        self._after_gap = True
-        self._after_silence = True
 
     def _init_inactivity_state(self) -> None:
         self._caller_sends = False
@@ -161,6 +154,15 @@ class MediaSession:
     def caller_address(self) -> Address | None:
         """Where the caller's RTP comes from, once latched (symmetric RTP)."""
         return self._receiver.latched_source
+
+    @property
+    def next_slot(self) -> float | None:
+        """When the next packet is due, on the loop's clock (``None`` before configure).
+
+        Runner audio played from :data:`~router.media.outbound.EARLY_TOLERANCE`
+        before it, with nothing queued, goes out at once.
+        """
+        return self._outbound.next_slot
 
     @property
     def queued_frames(self) -> int:
@@ -199,6 +201,7 @@ class MediaSession:
             self._pool.release(port)
             raise
         self._transport = transport
+        self._loop = loop
         self.local_port = port
         return port
 
@@ -226,6 +229,7 @@ class MediaSession:
         if previous is None:
             if self._pacer is None:
                 self._pacer = default_pacer()
+            self._outbound.start(self._pacer.time())
             self._pacer.register(self)
 
     def _configure_outbound(self, audio: NegotiatedAudio) -> None:
@@ -236,9 +240,7 @@ class MediaSession:
         # nothing"; §6: port 0 means the stream was rejected.
         on_hold = _is_unspecified(audio.remote_address) or audio.remote_port == 0
         self._we_send = audio.direction in _WE_SEND and not on_hold
-        self._payload_type = audio.payload_type
-        self._to_alaw = audio.codec == "PCMA"
-        self._silence = _ALAW_SILENCE_FRAME if self._to_alaw else _ULAW_SILENCE_FRAME
+        self._outbound.set_codec(audio.payload_type, alaw=audio.codec == "PCMA")
 
     def _configure_inactivity(self, audio: NegotiatedAudio) -> None:
         # While the caller has no reason to send (inactive, or holding with
@@ -289,14 +291,36 @@ class MediaSession:
     # -- runner audio ------------------------------------------------------------
 
     def play(self, ulaw: bytes) -> None:
-        """Queue μ-law audio of any length; it is re-cut into 20 ms frames."""
-        if not self._closed:
-            self._playout.play(ulaw)
+        """Queue μ-law audio of any length; it is re-cut into 20 ms frames.
+
+        If the stream is due (nothing queued, and the frame period of the last
+        packet sent is about over), the first frame goes out at once.
+        """
+        loop = self._loop
+        if self._closed or loop is None:
+            if not self._closed:
+                self._playout.play(ulaw)  # before open(): it waits for media
+            return
+        # _target() inlined: this runs for every frame the runner sends.
+        target = None
+        if self._we_send and self._transport is not None:
+            target = self._receiver.latched_source or self._sdp_target
+        packet = self._outbound.play(loop.time(), ulaw, sending=target is not None)
+        self._after_runner_audio(packet, target)
 
     def mark(self, name: str) -> None:
-        """Call ``on_mark_played(name)`` once all audio queued before it has played."""
-        if not self._closed:
-            self._playout.mark(name)
+        """Call ``on_mark_played(name)`` once all audio queued before it has played.
+
+        With nothing queued the mark is reported at once.
+        """
+        loop = self._loop
+        if self._closed or loop is None:
+            if not self._closed:
+                self._playout.mark(name)
+            return
+        target = self._target()
+        packet = self._outbound.mark(loop.time(), name, sending=target is not None)
+        self._after_runner_audio(packet, target)
 
     def clear(self) -> list[str]:
         """Drop queued audio at once; return the pending marks' names, in order.
@@ -305,53 +329,57 @@ class MediaSession:
         """
         return self._playout.clear()
 
+    def _after_runner_audio(self, packet: bytes | None, target: Address | None) -> None:
+        if packet is not None and target is not None:
+            self._send(packet, target)
+        playout = self._playout
+        if playout.marks:
+            self._report_played_marks()
+        # Frames left queued are sent on ticks; the pacer only knew about the
+        # silence fill, which is later than the first queued frame's turn.
+        if playout.frames:
+            pacer = self._pacer
+            wake = self._outbound.next_wake
+            if pacer is not None and wake is not None:
+                pacer.wake(self, wake)
+
     # -- pacing ------------------------------------------------------------------
 
-    def on_tick(self, now: float, frames: int, late: bool) -> None:
-        """Send this tick's frame; called by the pacer every 20 ms.
+    def on_tick(self, now: float) -> float | None:
+        """Send a queued frame or fill with silence if it is time; called by the pacer.
 
-        Args:
-            now: the loop's clock.
-            frames: frame periods since the last tick (more than 1 after a stall).
-            late: whether the tick ran late.
+        Returns:
+            When the session next needs a tick.
         """
-        if late:
-            self.stats.late_ticks += 1
-        if frames > 1:
-            # The RTP clock follows real time across a stall (RFC 3550 §5.1):
-            # the receiver sees a gap, not audio squeezed together.
-            self.stats.skipped_frames += frames - 1
-            self._packetizer.advance(FRAME_SAMPLES * (frames - 1))
-            self._after_gap = True
+        outbound = self._outbound
+        # _target() inlined: this runs about once per frame period.
+        target = None
+        if self._we_send and self._transport is not None:
+            target = self._receiver.latched_source or self._sdp_target
+        packet = outbound.tick(now, sending=target is not None)
+        if packet is not None and target is not None:
+            self._send(packet, target)
+        if self._playout.marks:
+            self._report_played_marks()
+        if self._caller_sends:
+            self._watch_inactivity(now)
+        return outbound.next_wake
 
-        self._send_frame(self._playout.next_frame())
-        self._packetizer.advance(FRAME_SAMPLES)
-
-        self._report_played_marks()
-        self._watch_inactivity(now)
-
-    def _send_frame(self, frame: bytes | None) -> None:
+    def _target(self) -> Address | None:
+        """Where packets go now, or ``None`` when none may be sent."""
+        if not self._we_send or self._transport is None:
+            return None
         # Before the caller's first packet, send to the SDP address; afterwards
         # to where its packets come from (symmetric RTP, RFC 4961).
-        target = self._receiver.latched_source or self._sdp_target
+        return self._receiver.latched_source or self._sdp_target
+
+    def _send(self, packet: bytes, target: Address) -> None:
         transport = self._transport
-        if not self._we_send or target is None or transport is None:
-            self._after_gap = True
-            return
-
-        if frame is None:
-            payload = self._silence
-            self.stats.silence_frames_sent += 1
-        else:
-            payload = frame.translate(ULAW_TO_ALAW) if self._to_alaw else frame
-        marker = self._after_gap or (frame is not None and self._after_silence)
-        self._after_gap = False
-        self._after_silence = frame is None
-
-        packet = self._packetizer.packetize(self._payload_type, payload, marker=marker)
+        assert transport is not None, "a target is only given with a transport"
         transport.sendto(packet, target)
-        self.stats.packets_out += 1
-        self.stats.bytes_out += len(packet)
+        stats = self.stats
+        stats.packets_out += 1
+        stats.bytes_out += len(packet)
 
     def _report_played_marks(self) -> None:
         while (name := self._playout.pop_played_mark()) is not None:

@@ -213,6 +213,9 @@ async def test_no_packet_is_sent_and_no_callback_fires_after_close(
 ):
     session.configure(audio_for(peer))
     await eventually(lambda: len(peer.received) >= 2)
+    # A mark on an empty queue is reported at once: queue audio before it, so
+    # that it is still pending when the session closes.
+    session.play(b"".join(voice(seed) for seed in range(5)))
     session.mark("never")
     await session.close()
     sent = len(peer.received)
@@ -376,6 +379,105 @@ async def test_pacing_sends_100_frames_in_2_seconds_without_drift(session, peer)
     # Deadlines are absolute: no packet strays far from t0 + n * 20 ms.
     worst = max(abs(t - times[0] - n * 0.020) for n, t in enumerate(times))
     assert worst < 0.1
+
+
+async def test_runner_audio_played_while_the_stream_is_due_goes_out_at_once(
+    session, peer
+):
+    session.configure(audio_for(peer))
+    await eventually(lambda: len(peer.received) >= 3)
+    loop = asyncio.get_running_loop()
+
+    # Play just before a slot: inside its window, before its silence fill.
+    for _attempt in range(50):
+        slot = session.next_slot
+        assert slot is not None
+        await asyncio.sleep(max(0.0, slot - 0.001 - loop.time()))
+        if session.next_slot == slot and loop.time() < slot + 0.003:
+            break
+    else:
+        pytest.fail("never woke up inside a slot's window")
+    played_at = loop.time()
+    session.play(voice(1))
+    await eventually(lambda: any(p.payload == voice(1) for p in peer.packets))
+
+    arrival = next(t for t, p in peer.received if p.payload == voice(1))
+    # Loopback takes microseconds; the old shared clock waited for its next tick.
+    assert arrival - played_at < 0.004
+
+
+async def test_a_burst_of_50_frames_goes_out_one_every_20_ms(session, peer):
+    session.configure(audio_for(peer))
+    await eventually(lambda: len(peer.received) >= 3)
+
+    session.play(b"".join(voice(seed) for seed in range(50)))
+    await eventually(
+        lambda: sum(p.payload != SILENCE for p in peer.packets) >= 50, timeout=3.0
+    )
+
+    times = [t for t, p in peer.received if p.payload != SILENCE]
+    assert [p.payload for p in peer.packets if p.payload != SILENCE] == [
+        voice(seed) for seed in range(50)
+    ]
+    # The first may go at once; from the second on, one every 20 ms.
+    assert 0.008 <= times[1] - times[0] <= 0.035
+    assert 0.94 <= times[49] - times[1] <= 1.02
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.008
+    worst = max(abs(t - times[1] - n * 0.020) for n, t in enumerate(times[1:]))
+    assert worst < 0.05
+
+
+class EchoEvents(Events):
+    """An in-process runner that plays every frame of the caller straight back."""
+
+    def on_audio(self, ulaw: bytes) -> None:
+        assert self.session is not None
+        self.session.play(ulaw)
+
+
+async def test_an_echo_in_any_phase_adds_at_most_about_half_a_frame(pool):
+    # Ten calls whose callers send at phases 2 ms apart: on the old shared
+    # 20 ms clock each call's echo waited 0-20 ms depending on its phase.
+    loop = asyncio.get_running_loop()
+    calls = []
+    for index in range(10):
+        events = EchoEvents()
+        session = MediaSession(pool=pool, bind_host=LOOPBACK, events=events)
+        events.session = session
+        await session.open()
+        peer = await open_peer()
+        session.configure(audio_for(peer))
+        calls.append((session, peer, index * 0.002))
+    try:
+        sent: dict[bytes, float] = {}
+        start = loop.time() + 0.05
+
+        async def speak(session: MediaSession, peer: Peer, phase: float) -> None:
+            for n in range(40):
+                await asyncio.sleep(max(0.0, start + phase + n * 0.02 - loop.time()))
+                payload = (
+                    bytes([0x10 + n]) + peer.port.to_bytes(2, "big") + b"\x55" * 157
+                )
+                sent[payload] = loop.time()
+                peer.send_rtp(session, 0, payload)
+
+        await asyncio.gather(*(speak(*call) for call in calls))
+        await asyncio.sleep(0.1)
+
+        for _session, peer, _phase in calls:
+            latencies = sorted(
+                arrival - sent[p.payload]
+                for arrival, p in peer.received
+                if p.payload in sent
+            )
+            assert len(latencies) == 40
+            # Half a frame (the tolerance window) plus a tick and loop slack.
+            assert latencies[len(latencies) // 2] < 0.014
+    finally:
+        for session, peer, _phase in calls:
+            await session.close()
+            assert peer.transport is not None
+            peer.transport.close()
 
 
 async def test_marks_fire_after_the_audio_before_them_in_order(session, peer, events):
@@ -575,10 +677,10 @@ class BusyStream:
     """A paced stream whose every tick costs 5 ms of CPU, like a few hundred calls."""
 
     def __init__(self) -> None:
-        self.ticks: list[tuple[float, int]] = []
+        self.ticks: list[float] = []
 
-    def on_tick(self, now: float, frames: int, late: bool) -> None:
-        self.ticks.append((now, frames))
+    def on_tick(self, now: float) -> None:
+        self.ticks.append(now)
         busy_until = time.perf_counter() + 0.005
         while time.perf_counter() < busy_until:
             pass
@@ -593,9 +695,45 @@ async def test_time_spent_in_each_tick_does_not_slow_the_schedule():
 
     # Every tick sends a packet: count ticks, not frame periods (skipping ahead
     # would hide a slow schedule in the period count).
-    (first, _), (last, _) = stream.ticks[0], stream.ticks[-1]
+    first, last = stream.ticks[0], stream.ticks[-1]
     assert 45 <= len(stream.ticks) <= 52
     assert abs((last - first) / (len(stream.ticks) - 1) - 0.020) < 0.001
+
+
+class Asking:
+    """A stream that asks for a tick every 7 ms, and records what it asked and got."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+        self.asked: list[float] = []
+
+    def on_tick(self, now: float) -> float:
+        self.ticks.append(now)
+        self.asked.append((self.asked[-1] if self.asked else now) + 0.007)
+        return self.asked[-1]
+
+
+async def test_a_stream_is_ticked_when_it_asks_and_wake_brings_a_tick_forward():
+    pacer, stream = Pacer(), Asking()
+    pacer.register(stream)
+    await asyncio.sleep(0.2)
+    asked = len(stream.ticks)
+
+    # Each tick is the first of the 2.5 ms ticks at or after the time asked.
+    pairs = zip(stream.asked[:-1], stream.ticks[1:], strict=True)
+    waits = [got - wanted for wanted, got in pairs]
+    assert 24 <= asked <= 30
+    assert min(waits) >= 0
+    assert sorted(waits)[len(waits) // 2] < 0.0025 + 0.001
+
+    loop = asyncio.get_running_loop()
+    woken_at = loop.time()
+    pacer.wake(stream, woken_at)
+    await eventually(lambda: len(stream.ticks) > asked)
+    pacer.unregister(stream)
+
+    assert stream.ticks[asked] - woken_at < 0.005
+    assert not pacer.running
 
 
 class Unregistering:
@@ -605,7 +743,7 @@ class Unregistering:
         self.pacer = pacer
         self.successor = successor
 
-    def on_tick(self, now: float, frames: int, late: bool) -> None:
+    def on_tick(self, now: float) -> None:
         self.pacer.unregister(self)
         self.pacer.register(self.successor)
 
@@ -623,7 +761,7 @@ async def test_streams_swapped_inside_a_tick_keep_one_tick_every_20_ms():
 
 async def test_a_failing_stream_does_not_stop_the_others():
     class Failing:
-        def on_tick(self, now: float, frames: int, late: bool) -> None:
+        def on_tick(self, now: float) -> None:
             raise RuntimeError("boom")
 
     pacer, healthy, failing = Pacer(), BusyStream(), Failing()

@@ -249,3 +249,31 @@ def test_nothing_is_accepted_before_media_is_configured():
     assert not recorder.receiver.receive(Caller().packet(0, voice(1)), CALLER)
     assert recorder.stats.packets_ignored_unconfigured == 1
     assert recorder.frames == []
+
+
+def test_plain_and_decorated_packets_of_one_stream_are_handled_alike(recorder):
+    # Plain packets take a shorter path than ones with CSRCs, a header
+    # extension or padding; both must end the same, late checks included.
+    caller = Caller()
+    plain = caller.packet(0, voice(1))
+    csrc = bytearray(caller.packet(0, b"\x00" * 4 + voice(2)))
+    csrc[0] |= 0x01  # one CSRC
+    padded = bytearray(caller.packet(0, voice(3) + b"\x00\x00\x03"))
+    padded[0] |= 0x20
+    alaw_payload = bytes(range(80, 240))
+    alaw = caller.packet(8, alaw_payload)
+
+    for data in (plain, bytes(csrc), bytes(padded), plain, bytes(csrc), alaw):
+        recorder.receiver.receive(data, CALLER)
+    recorder.receiver.receive(caller.packet(0, voice(5)), STRANGER)
+
+    expected = [voice(1), voice(2), voice(3), alaw_payload.translate(ALAW_TO_ULAW)]
+    assert recorder.frames == expected
+    assert recorder.stats.packets_ignored_late == 2
+    assert recorder.stats.packets_ignored_foreign_source == 1
+
+
+def test_an_empty_datagram_is_counted_as_invalid(recorder):
+    assert not recorder.receiver.receive(b"", CALLER)
+
+    assert recorder.stats.packets_invalid == 1
