@@ -9,6 +9,7 @@ under them (total).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -79,9 +80,21 @@ class Profile:
         }
 
 
+def py_spy_command() -> str | None:
+    """Return the py-spy command, or ``None`` if it is not installed.
+
+    The one beside this Python (the project's venv, where ``make bench`` puts it)
+    comes first, then one on PATH.
+    """
+    beside = Path(sys.executable).parent / "py-spy"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("py-spy")
+
+
 def py_spy_available() -> bool:
     """Whether the py-spy command is installed."""
-    return shutil.which("py-spy") is not None
+    return py_spy_command() is not None
 
 
 def record_profile(
@@ -135,7 +148,8 @@ def _without_install_paths(text: str) -> str:
 def _start_py_spy(
     pid: int, output: Path, fmt: str, duration_s: float, core: int | None
 ) -> subprocess.Popen[bytes]:
-    argv = ["py-spy", "record", "--pid", str(pid), "--output", str(output)]
+    command = py_spy_command() or "py-spy"
+    argv = [command, "record", "--pid", str(pid), "--output", str(output)]
     argv += ["--format", fmt, "--rate", str(SAMPLE_RATE)]
     argv += ["--duration", str(max(1, round(duration_s))), "--nonblocking"]
     if core is not None and shutil.which("taskset"):

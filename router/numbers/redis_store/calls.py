@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from ..listing import CallFilters, call_sort_key, encode_call_cursor
 from ..models import CallEndedBy, CallRecord, Page
-from .core import FILTERED_SCAN_BATCH, RedisCore, decode_hash, flat_fields
+from .core import (
+    FILTERED_SCAN_BATCH,
+    RedisCore,
+    decode_hash,
+    flat_fields,
+    translate_errors,
+)
 
 __all__ = ["RedisCalls"]
 
@@ -31,18 +37,39 @@ class RedisCalls(RedisCore):
 
     async def _save_call(self, record: CallRecord) -> None:
         """Replace a call record and prune expired ones in one script."""
+        await self._call("save_call", *self._save_call_params(record))
+
+    async def _save_calls(self, records: Sequence[CallRecord]) -> None:
+        """Replace several call records in one round trip (a pipeline of scripts).
+
+        Each record is still written by its own script, atomically; the pipeline
+        only saves the round trips, which dominate when the recorder flushes a
+        batch of short calls.
+        """
+        self._client()  # a closed store fails before the pipeline reconnects
+        script = self._scripts["save_call"]
+        with translate_errors():
+            async with self._client().pipeline(transaction=False) as pipe:
+                for record in records:
+                    keys, args = self._save_call_params(record)
+                    await script(
+                        keys=keys, args=[self.base, self.channel, *args], client=pipe
+                    )
+                await pipe.execute()
+
+    def _save_call_params(
+        self, record: CallRecord
+    ) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of the ``save_call`` script for ``record``."""
         ended_at = record.ended_at
         expire_at = "" if ended_at is None else self._expiry(ended_at)
-        await self._call(
-            "save_call",
-            [self._key("call:", record.call_id)],
-            [
-                repr(self._call_cutoff()),
-                _PRUNE_BATCH,
-                expire_at,
-                *_call_to_hash(record),
-            ],
-        )
+        args: list[str | int] = [
+            repr(self._call_cutoff()),
+            _PRUNE_BATCH,
+            expire_at,
+            *_call_to_hash(record),
+        ]
+        return [self._key("call:", record.call_id)], args
 
     async def get_call(
         self, call_id: str, *, account_id: str | None = None
