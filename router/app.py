@@ -96,6 +96,9 @@ class Router:
                 max_setup_calls=settings.overload_max_setup_calls,
                 max_loop_lag_s=settings.overload_max_loop_lag_ms / 1000,
                 retry_after_s=settings.overload_retry_after_s,
+                max_retransmission_share=(
+                    settings.overload_max_retransmission_percent / 100
+                ),
             ),
             media_workers=settings.media_workers,
             log_level=settings.log_level,

@@ -9,14 +9,21 @@ at once with 503 Service Unavailable and a Retry-After header (RFC 3261
 existing dialogs (ACK, BYE, re-INVITE) and CANCEL always go through: they end
 or keep calls the router has already paid for.
 
-Two signals say "overloaded", either one enough:
+Three signals say "overloaded", any one enough:
 
 * the event loop lags: a tick scheduled every :data:`TICK_S` runs late by more
   than the limit (the loop is saturated, or stalled by a pause), or the next
   tick is already overdue by more than the limit when an INVITE arrives;
 * too many calls are in set-up (routing or ringing) at once: every one of them
   holds a runner connection attempt and an RTP port, and a runner that slows
-  down would otherwise let them pile up without bound.
+  down would otherwise let them pile up without bound;
+* callers retransmit: over the last :data:`TRAFFIC_WINDOW_S`, more than a set
+  share of the requests that arrived were retransmissions of requests already
+  received. A caller retransmits when our answer took longer than T1 (500 ms),
+  so requests are waiting somewhere, most often in the socket's receive
+  buffer, which neither the loop's lag nor the calls in set-up show (the loop
+  may run every callback on time while thousands of datagrams queue in the
+  kernel). RFC 6357 §3 names retransmissions as the first sign of overload.
 
 :class:`OverloadGuard` makes the decision and needs no event loop;
 :class:`LoopLagMonitor` feeds it from the running loop. Only the feedback-free
@@ -28,10 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
+    "MIN_RETRANSMISSIONS",
     "TICK_S",
+    "TRAFFIC_WINDOW_S",
     "LoopLagMonitor",
     "OverloadGuard",
     "OverloadPolicy",
@@ -43,6 +54,14 @@ __all__ = [
 # microseconds each, and a lag of more than one tick is seen within a tick.
 TICK_S = 0.02
 
+# Retransmissions are counted over the last second: long enough to hold a few
+# dozen calls' requests even at low rates, short enough that shedding stops
+# within a second once the backlog is gone.
+TRAFFIC_WINDOW_S = 1.0
+# Fewer retransmissions than this in the window never count as overload: a
+# lossy path retransmits now and then at any load.
+MIN_RETRANSMISSIONS = 20
+
 # At most one log line about shed calls this often, however many are shed: a
 # flood of INVITEs must not become a flood of log lines.
 SHED_LOG_INTERVAL_S = 10.0
@@ -53,6 +72,7 @@ class ShedReason(enum.Enum):
 
     LOOP_LAG = "loop-lag"
     SETUP_LIMIT = "setup-limit"
+    RETRANSMISSIONS = "retransmissions"
 
 
 @dataclass(frozen=True)
@@ -65,11 +85,15 @@ class OverloadPolicy:
         max_loop_lag_s: the event loop's lag past which new INVITEs are
             refused; 0 turns the lag check off.
         retry_after_s: the Retry-After of the 503 (RFC 3261 §20.33).
+        max_retransmission_share: the share (0 to 1) of retransmissions among
+            the requests of the last :data:`TRAFFIC_WINDOW_S` past which new
+            INVITEs are refused; 0 turns the check off.
     """
 
     max_setup_calls: int = 200
     max_loop_lag_s: float = 0.1
     retry_after_s: int = 2
+    max_retransmission_share: float = 0.05
 
 
 class OverloadGuard:
@@ -88,11 +112,34 @@ class OverloadGuard:
         """When the next tick is due (None: no monitor is running)."""
         self.shed = 0
         """Calls refused so far."""
+        # Cumulative (requests, retransmissions) counts, one sample per tick,
+        # oldest first, covering TRAFFIC_WINDOW_S.
+        self._traffic: deque[tuple[int, int]] = deque()
+        self.window_requests = 0
+        """Requests received in the last :data:`TRAFFIC_WINDOW_S`."""
+        self.window_retransmissions = 0
+        """Retransmitted requests among them."""
 
     def tick(self, due: float, now: float, next_due: float) -> None:
         """Record a tick that was due at ``due`` and ran at ``now``."""
         self.lag_s = max(0.0, now - due)
         self.next_due = next_due
+
+    def note_traffic(self, requests: int, retransmissions: int, samples: int) -> None:
+        """Record the cumulative counts of requests and retransmissions received.
+
+        Args:
+            requests: requests received so far, retransmissions included.
+            retransmissions: retransmitted requests received so far.
+            samples: how many samples make up the window (one per tick).
+        """
+        traffic = self._traffic
+        traffic.append((requests, retransmissions))
+        while len(traffic) > samples + 1:
+            traffic.popleft()
+        first_requests, first_retransmissions = traffic[0]
+        self.window_requests = requests - first_requests
+        self.window_retransmissions = retransmissions - first_retransmissions
 
     def current_lag(self, now: float) -> float:
         """The lag as of ``now``: the latest sample, or the overdue tick's wait."""
@@ -111,6 +158,14 @@ class OverloadGuard:
         limit = self.policy.max_loop_lag_s
         if limit > 0 and self.current_lag(now) > limit:
             return ShedReason.LOOP_LAG
+        share = self.policy.max_retransmission_share
+        retransmissions = self.window_retransmissions
+        if (
+            share > 0
+            and retransmissions >= MIN_RETRANSMISSIONS
+            and retransmissions > share * self.window_requests
+        ):
+            return ShedReason.RETRANSMISSIONS
         return None
 
 
@@ -133,11 +188,26 @@ class ShedReport:
 
 
 class LoopLagMonitor:
-    """Samples the running loop's lag every :data:`TICK_S` into a guard."""
+    """Samples the running loop's lag every :data:`TICK_S` into a guard.
 
-    def __init__(self, guard: OverloadGuard, tick_s: float = TICK_S) -> None:
+    Args:
+        guard: what the samples go to.
+        tick_s: the sampling period.
+        traffic: returns the cumulative counts of requests and of retransmitted
+            requests received, sampled on every tick for the retransmission
+            check; ``None`` leaves that check without data.
+    """
+
+    def __init__(
+        self,
+        guard: OverloadGuard,
+        tick_s: float = TICK_S,
+        traffic: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
         self.guard = guard
         self.tick_s = tick_s
+        self._traffic = traffic
+        self._samples = max(1, round(TRAFFIC_WINDOW_S / tick_s))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
@@ -145,6 +215,9 @@ class LoopLagMonitor:
     def start(self) -> None:
         """Start sampling on the running loop."""
         self._loop = asyncio.get_running_loop()
+        if self._traffic is not None:
+            # The window counts from here, not from whatever came before.
+            self.guard.note_traffic(*self._traffic(), self._samples)
         self._schedule(self._loop.time())
 
     def stop(self) -> None:
@@ -168,3 +241,5 @@ class LoopLagMonitor:
         due = self._due
         self._schedule(now)
         self.guard.tick(due, now, self._due)
+        if self._traffic is not None:
+            self.guard.note_traffic(*self._traffic(), self._samples)

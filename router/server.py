@@ -117,7 +117,7 @@ class SipRouter:
         # Shown from the start, so a dashboard sees 0 rather than no series.
         self.counters["calls_shed"] = 0
         self.overload = OverloadGuard(config.overload)
-        self._lag_monitor = LoopLagMonitor(self.overload)
+        self._lag_monitor = LoopLagMonitor(self.overload, traffic=self._traffic)
         self._shed_report = ShedReport()
         # The INVITE transactions (by id) of calls still in set-up: routing or
         # ringing. A call leaves the set when it is answered or ends.
@@ -302,6 +302,11 @@ class SipRouter:
         response.headers.add("Retry-After", str(retry_after))
         self.respond(transaction, response)
 
+    def _traffic(self) -> tuple[int, int]:
+        """Requests and retransmitted requests received so far (router.overload)."""
+        layer = self.layer
+        return layer.requests_received, layer.retransmissions_received
+
     def _shed(self, transaction: ServerTransaction, reason: ShedReason) -> None:
         """Refuse a new INVITE because the router is overloaded (router.overload)."""
         self.overload.shed += 1
@@ -318,6 +323,8 @@ class SipRouter:
                 count=count,
                 setting_up=len(self._setting_up),
                 loop_lag_ms=round(self.overload.current_lag(now) * 1000, 1),
+                retransmissions=self.overload.window_retransmissions,
+                requests=self.overload.window_requests,
                 sip_call_id=transaction.request.call_id,
             )
 

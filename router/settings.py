@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         description="Event-loop lag in milliseconds past which new INVITEs are "
         "answered 503 with Retry-After; 0 turns the check off.",
     )
+    overload_max_retransmission_percent: float = Field(
+        5.0,
+        ge=0,
+        le=100,
+        description="Share, in percent, of retransmissions among the requests of "
+        "the last second past which new INVITEs are answered 503 with "
+        "Retry-After; 0 turns the check off.",
+    )
     overload_retry_after_s: int = Field(
         2,
         ge=1,

@@ -41,6 +41,8 @@ def router_status(sip: SipRouter | None) -> dict[str, int]:
         "active_calls": sip.active_calls,
         "setting_up_calls": sip.setting_up_calls,
         "loop_lag_ms": round(sip.overload.lag_s * 1000),
+        "sip_requests_last_second": sip.overload.window_requests,
+        "sip_retransmissions_last_second": sip.overload.window_retransmissions,
         "rtp_ports_in_use": sip.port_pool.in_use,
         "sip_transactions": sip.layer.server_transactions
         + sip.layer.client_transactions,

@@ -11,6 +11,7 @@ import asyncio
 import time
 
 from router.api.health import router_status
+from router.overload import MIN_RETRANSMISSIONS
 from tests.integration.conftest import RouterEnv, RouterEnvFactory
 from tests.integration.sipua import (
     Channel,
@@ -21,6 +22,7 @@ from tests.integration.sipua import (
     sdp_offer,
     wait_until,
 )
+from tests.integration.test_interop_cases import options_request
 
 # Long enough that the ringing calls are still in set-up while the test runs.
 RUNNER_DELAY_S = 1.5
@@ -120,6 +122,63 @@ async def test_an_invite_read_after_a_loop_stall_gets_503_and_the_next_is_taken(
     await env.wait_idle()
 
 
+async def test_callers_retransmitting_get_503_until_a_second_passes_without(
+    make_router_env: RouterEnvFactory,
+) -> None:
+    # Requests sent twice (same branch) are what a caller does when our answer
+    # took longer than T1: the second copy is a retransmission (RFC 3261
+    # §17.1.2.2), a sign that requests queue before the router reads them.
+    env = await make_router_env()
+    pinger = await SipUA.start()
+    channel = Channel(pinger, env.address)
+    for index in range(MIN_RETRANSMISSIONS + 5):
+        options = options_request(pinger, env.address, index)
+        channel.send(options)
+        channel.send(options)
+    await wait_until(
+        lambda: env.sip.overload.window_retransmissions >= MIN_RETRANSMISSIONS
+    )
+
+    call, _ = await _call(env, env.number)
+    Channel(call.ua, env.address).send(call.invite())
+    final = await call.ua.response(503)
+    assert final["Retry-After"] == "2"
+    Channel(call.ua, env.address).send(call.ack_non_2xx(final))
+    status = router_status(env.sip)
+    assert status["calls_shed_retransmissions"] == 1
+    assert status["sip_retransmissions_last_second"] >= MIN_RETRANSMISSIONS
+
+    # A second later the window holds no retransmission: calls are taken again.
+    await wait_until(lambda: env.sip.overload.window_retransmissions == 0, timeout=3)
+    later, later_rtp = await _call(env, env.number)
+    await place_call(later, later_rtp)
+    Channel(later.ua, env.address).send(later.in_dialog("BYE"))
+    await later.ua.response(200, "BYE")
+    await env.wait_idle()
+
+
+async def test_a_few_retransmissions_are_not_overload(
+    make_router_env: RouterEnvFactory,
+) -> None:
+    env = await make_router_env()
+    pinger = await SipUA.start()
+    channel = Channel(pinger, env.address)
+    for index in range(MIN_RETRANSMISSIONS - 1):
+        options = options_request(pinger, env.address, index)
+        channel.send(options)
+        channel.send(options)
+    await wait_until(
+        lambda: env.sip.overload.window_retransmissions == MIN_RETRANSMISSIONS - 1
+    )
+
+    call, rtp = await _call(env, env.number)
+    await place_call(call, rtp)
+    Channel(call.ua, env.address).send(call.in_dialog("BYE"))
+    await call.ua.response(200, "BYE")
+    await env.wait_idle()
+    assert router_status(env.sip)["calls_shed"] == 0
+
+
 async def test_a_bad_overload_setting_stops_start_up_naming_it() -> None:
     import pytest
 
@@ -129,6 +188,7 @@ async def test_a_bad_overload_setting_stops_start_up_naming_it() -> None:
         ("overload_max_setup_calls", 0),
         ("overload_max_loop_lag_ms", -1),
         ("overload_retry_after_s", 0),
+        ("overload_max_retransmission_percent", 101),
     ):
         with pytest.raises(ConfigError, match=f"ROUTER_{name.upper()}"):
             load_settings({name: value})

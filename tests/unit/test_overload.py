@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from router.overload import (
+    MIN_RETRANSMISSIONS,
     LoopLagMonitor,
     OverloadGuard,
     OverloadPolicy,
@@ -100,3 +101,64 @@ async def test_loop_lag_monitor_measures_a_blocked_loop() -> None:
     finally:
         monitor.stop()
     assert guard.next_due is None
+
+
+def _traffic(guard: OverloadGuard, samples: list[tuple[int, int]]) -> None:
+    for requests, retransmissions in samples:
+        guard.note_traffic(requests, retransmissions, samples=50)
+
+
+def test_retransmissions_past_the_share_shed_new_calls() -> None:
+    guard = OverloadGuard(POLICY)  # 5 % by default
+    _traffic(guard, [(0, 0), (400, 21)])
+
+    assert guard.window_retransmissions == 21
+    assert guard.check(now=0.0, setting_up=0) is ShedReason.RETRANSMISSIONS
+
+
+def test_retransmissions_within_the_share_are_not_overload() -> None:
+    guard = OverloadGuard(POLICY)
+    _traffic(guard, [(0, 0), (1000, 40)])
+
+    assert guard.check(now=0.0, setting_up=0) is None
+
+
+def test_a_handful_of_retransmissions_is_never_overload() -> None:
+    guard = OverloadGuard(POLICY)
+    _traffic(guard, [(0, 0), (30, MIN_RETRANSMISSIONS - 1)])
+
+    assert guard.check(now=0.0, setting_up=0) is None
+
+
+def test_retransmissions_leave_the_window_after_its_samples() -> None:
+    guard = OverloadGuard(POLICY)
+    _traffic(guard, [(0, 0), (100, 50)])
+    assert guard.check(now=0.0, setting_up=0) is ShedReason.RETRANSMISSIONS
+
+    # 50 more samples (one second of ticks) with requests but no retransmission.
+    _traffic(guard, [(100 + n, 50) for n in range(1, 51)])
+
+    assert guard.window_retransmissions == 0
+    assert guard.check(now=0.0, setting_up=0) is None
+
+
+def test_a_share_of_zero_turns_the_retransmission_check_off() -> None:
+    guard = OverloadGuard(
+        OverloadPolicy(max_setup_calls=3, max_retransmission_share=0.0)
+    )
+    _traffic(guard, [(0, 0), (100, 100)])
+
+    assert guard.check(now=0.0, setting_up=0) is None
+
+
+async def test_the_monitor_samples_the_traffic_on_every_tick() -> None:
+    guard = OverloadGuard(POLICY)
+    counts = [0, 0]
+    monitor = LoopLagMonitor(guard, tick_s=0.01, traffic=lambda: (counts[0], counts[1]))
+    monitor.start()
+    try:
+        counts[:] = [60, 30]
+        await asyncio.sleep(0.05)
+        assert (guard.window_requests, guard.window_retransmissions) == (60, 30)
+    finally:
+        monitor.stop()

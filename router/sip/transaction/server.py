@@ -59,6 +59,11 @@ def ack_key(call_id: str, local_tag: str, cseq_number: int) -> tuple[str, str, i
 class ServerTransactions(LayerCore):
     """The server half of :class:`~.layer.TransactionLayer`."""
 
+    requests_received = 0
+    """Requests other than ACK received so far, retransmissions included."""
+    retransmissions_received = 0
+    """Requests received again while their server transaction lived."""
+
     # -- requests in --------------------------------------------------------
 
     def receive_request(self, request: Request, peer: Peer, now: float) -> list[Event]:
@@ -70,9 +75,11 @@ class ServerTransactions(LayerCore):
         if request.method == "ACK":
             return self._receive_ack(request, peer, now)
 
+        self.requests_received += 1
         key = server_transaction_key(request)
         existing = self._server.get(key)
         if existing is not None:
+            self.retransmissions_received += 1
             self._absorb_retransmission(existing)
             return []
 
