@@ -33,10 +33,13 @@ apart, so any two packets are at least
 ``(w + TOLERANCE) / 20 ms + 1`` packets (never more than 50 packets per second
 in the long run), and the RTP timestamp is within the tolerance of real time.
 
-A runner frame that starts a talkspurt less than ``20 ms - TOLERANCE`` after a
-silence packet waits for the next slot's window (at most 2.5 ms plus a pacer
-tick); one arriving at any other phase goes out on arrival, and the grid then
-stays with it for the rest of the talkspurt.
+Limitation: the first runner frame of a talkspurt that arrives less than
+``20 ms - TOLERANCE`` after a silence packet must wait for the next slot's
+window (up to about 12 ms with the pacer's 2.5 ms ticks), and a runner that
+streams without pause (an echo) keeps that wait for the whole talkspurt: the
+grid cannot move earlier without sending faster than 50 packets per second.
+About half of the possible phases of a runner's audio against the silence grid
+meet this wait; the others go out on arrival.
 """
 
 from __future__ import annotations
@@ -62,17 +65,13 @@ __all__ = [
     "OutboundStream",
 ]
 
-# How far a packet may stray from its slot: 17.5 ms in all, less than the one
-# 20 ms frame that even the smallest jitter buffer holds (most hold 40-60 ms).
-# Most of it is given to lateness: a runner frame is far more often a little
-# late (loop and runner load) than early, and silence waits 15 ms after its
-# slot so that the first frame of a talkspurt, at whatever phase it arrives,
-# almost always finds a slot open and goes out at once instead of waiting for
-# the next one. The price is one packet up to 15 ms late when a talkspurt ends
-# (a silence packet, which a receiver's concealment covers), and packets as
-# close as 2.5 ms where one starts.
+# How far a packet may stray from its slot. A receiver's jitter buffer holds at
+# least one 20 ms frame (most hold 40-60 ms), and a 10 ms spread of send times
+# is well inside it; network jitter on a good path is of the same order. Most
+# of the tolerance is given to lateness: a runner frame is far more often a
+# little late (loop and runner load) than early.
 EARLY_TOLERANCE = 0.0025
-FILL_DELAY = 0.015
+FILL_DELAY = 0.0075
 TOLERANCE = EARLY_TOLERANCE + FILL_DELAY
 # After a stall, frames catch up with a burst of at most this many: 60 ms is
 # the smallest jitter buffer commonly configured on carrier equipment and
