@@ -17,11 +17,9 @@ everything and gives the port back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ipaddress
 import socket
-from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -34,6 +32,7 @@ from .playout import PlayoutQueue
 from .ports import RtpPortPool
 from .receiver import Address, RtpReceiver
 from .stats import MediaStats
+from .udp import SOCKET_BUFFER_SIZE, RtpDatagramProtocol, bind_udp_socket
 
 __all__ = [
     "DEFAULT_INACTIVITY_TIMEOUT",
@@ -48,12 +47,6 @@ __all__ = [
 DEFAULT_INACTIVITY_TIMEOUT = 30.0
 # 10 s of 20 ms frames: more than any runner needs to buffer ahead of real time.
 DEFAULT_MAX_QUEUED_FRAMES = 500
-# Generous socket buffers ride out bursts and short stalls; the kernel caps the
-# request at net.core.rmem_max / wmem_max.
-SOCKET_BUFFER_SIZE = 1 << 20
-# RFC 4594 §4.5: telephony bearer traffic is marked Expedited Forwarding
-# (DSCP 46), which is 0xB8 in the old TOS byte.
-_DSCP_EF_TOS = 46 << 2
 
 # RFC 3264 §5.1: the directions in which we send and in which the caller sends.
 _DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
@@ -189,7 +182,7 @@ class MediaSession:
         loop = asyncio.get_running_loop()
         sock, port = self._bind_free_port()
         self._connection_lost = loop.create_future()
-        protocol = _RtpProtocol(
+        protocol = RtpDatagramProtocol(
             self._receive_datagram, self._count_socket_error, self._connection_lost
         )
         try:
@@ -424,7 +417,7 @@ class MediaSession:
         for _attempt in range(max(pool.capacity - pool.in_use, 1)):
             port = pool.acquire()
             try:
-                return _bind_udp_socket(self._bind_address, port), port
+                return bind_udp_socket(self._bind_address, port), port
             except OSError as exc:
                 pool.release(port)
                 if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
@@ -437,59 +430,6 @@ class MediaSession:
 
     def __repr__(self) -> str:
         return f"MediaSession(local_port={self.local_port}, closed={self._closed})"
-
-
-class _RtpProtocol(asyncio.DatagramProtocol):
-    """Forwards the socket's events to the session that owns it."""
-
-    def __init__(
-        self,
-        on_datagram: Callable[[bytes, Address], None],
-        on_error: Callable[[OSError], None],
-        lost: asyncio.Future[None],
-    ) -> None:
-        self._on_datagram = on_datagram
-        self._on_error = on_error
-        self._lost = lost
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):
-            self._on_error(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._lost.done():
-            self._lost.set_result(None)
-
-
-def _bind_udp_socket(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
-) -> socket.socket:
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_SIZE)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_SIZE)
-        _mark_expedited_forwarding(sock, family)
-        sock.bind((str(address), port))
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _mark_expedited_forwarding(
-    sock: socket.socket, family: socket.AddressFamily
-) -> None:
-    # Best effort: a platform that refuses the option still carries the audio.
-    with contextlib.suppress(OSError, AttributeError):
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, _DSCP_EF_TOS)
-        else:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, _DSCP_EF_TOS)
 
 
 def _check_negotiated(audio: NegotiatedAudio) -> None:
