@@ -146,6 +146,7 @@ def run_generator(
     core: int | None,
     watch: tuple[int, ...] = (),
     log_path: Path,
+    latency_log: Path | None = None,
 ) -> dict[str, Any]:
     """Run the generator against ``target`` and return its JSON report.
 
@@ -155,6 +156,8 @@ def run_generator(
         core: the core to pin the generator to (None: not pinned).
         watch: PIDs whose CPU time and RSS are sampled at the window's edges.
         log_path: where the generator's progress lines go.
+        latency_log: where to write every echo's latency, one line each
+            (``call frame sent_ns latency_ns``), for a closer look at a step.
 
     Raises:
         BenchError: the generator failed or printed no report.
@@ -173,6 +176,8 @@ def run_generator(
     argv += ["--late-ms", f"{load.late_ms:g}"]
     for pid in watch:
         argv += ["--watch", str(pid)]
+    if latency_log is not None:
+        argv += ["--latency-log", str(latency_log)]
     if core is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(core), *argv]
     timeout = load.expected_s + GENERATOR_GRACE_S

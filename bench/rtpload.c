@@ -98,6 +98,8 @@ static struct {
 };
 
 static struct call *calls;
+/* --latency-log: one line per echo, "call frame sent_ns latency_ns". */
+static FILE *dump;
 static int sip_fd, sink_fd, timer_fd, epoll_fd;
 static uint16_t sip_port, sink_port;
 static struct sockaddr_in sip_peer;
@@ -145,6 +147,7 @@ static void usage(void) {
             "usage: rtpload --target HOST:PORT [--number E164] [--calls N] [--rate CPS]\n"
             "               [--media 0|1] [--frames FILE] [--hold S] [--warmup S]\n"
             "               [--window S] [--drain S] [--late-ms MS] [--watch PID]...\n"
+            "               [--latency-log FILE]\n"
             "               [--setup-timeout S] [--teardown-timeout S]\n");
     exit(2);
 }
@@ -176,6 +179,9 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--window")) opt.window_s = atof(v);
         else if (!strcmp(a, "--drain")) opt.drain_s = atof(v);
         else if (!strcmp(a, "--late-ms")) opt.late_ms = atof(v);
+        else if (!strcmp(a, "--latency-log")) {
+            if (!v || !(dump = fopen(v, "w"))) die("--latency-log: cannot write %s", v ? v : "");
+        }
         else if (!strcmp(a, "--setup-timeout")) opt.setup_timeout_s = atof(v);
         else if (!strcmp(a, "--teardown-timeout")) opt.teardown_timeout_s = atof(v);
         else if (!strcmp(a, "--watch")) {
@@ -530,6 +536,7 @@ static void read_rtp(int i, int64_t window_start, int64_t window_end) {
         c->echoed[slot] = 1;
         c->echoes++;
         int64_t sent = c->sent_ns[slot];
+        if (dump) fprintf(dump, "%d %u %lld %lld\n", i, frame, (long long)sent, (long long)(t - sent));
         if (sent < window_start || sent >= window_end) continue;
         int64_t latency = t - sent;
         count.echoed++;

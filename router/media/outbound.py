@@ -11,35 +11,49 @@ The rule:
    arrives while the stream is due (its queue drained, the slot's window open)
    goes out at once, not at the next tick: an echo or a runner streaming in
    real time adds no waiting for a clock.
-2. The first runner frame of a talkspurt (after silence), sent after its
-   slot, moves the grid: its send time becomes its slot and the following
-   frames keep 20 ms spacing from it; the RTP timestamp moves forward by the
-   same time. Inside a talkspurt the grid stays, so a frame a little late or
-   early (jitter) leaves no hole in the timestamps. The grid never moves
-   earlier.
-3. When nothing is queued, silence fills the slot :data:`FILL_DELAY` after it,
-   so a runner frame that is a few milliseconds late still gets its slot; the
-   caller hears a packet at least every 20 ms plus :data:`TOLERANCE`.
-4. After a stall of the process (a tick later than the fill delay), frames
+2. The grid follows a runner that streams in real time. A frame that came on
+   its own (in a message of its own, a while after the audio before it) and
+   is alone in the queue, but would wait longer than the early tolerance
+   (audio arriving out of phase with the grid), goes out earlier still; the grid
+   moves earlier to it, as long as two limits hold: it is at least
+   :data:`MIN_SPACING` after the packet before, and the stream's *lead* (how
+   far its timestamps run ahead of the grid it started on) stays within
+   :data:`MAX_LEAD`. The timestamp does not move: inside a talkspurt the audio
+   stays contiguous, and the receiver sees a packet that arrived early, which
+   its jitter buffer simply holds.
+3. A runner frame late for its slot pays the lead back first: the grid moves
+   later by up to the lead, and the timestamp does not move. Silence is due
+   by the timestamps, not the grid: it fills a slot :data:`FILL_DELAY` after
+   the slot plus the lead, so a runner frame late by up to the lead plus the
+   fill delay still takes its slot (no silence spliced into speech, no
+   frame left behind), and the lead stays for the next talkspurt.
+4. The first runner frame of a talkspurt (after silence), sent after its
+   slot, moves the grid later: its send time becomes its slot and the
+   following frames keep 20 ms spacing from it; the RTP timestamp moves
+   forward by the same time. Inside a talkspurt the grid stays, so a frame a
+   little late (jitter) leaves no hole in the timestamps.
+5. After a stall of the process (a tick later than the fill delay), frames
    catch up on the grid with a burst of at most :data:`MAX_CATCH_UP_FRAMES`
    (silence no closer than the tolerance allows); further behind, the grid
    moves to the present and the frame periods that passed are skipped, so the
    receiver sees a gap in time rather than seconds of audio at once.
+While the ticks run on time, every packet thus goes out at least
+:data:`MIN_SPACING` (``20 ms - TOLERANCE``) after the one before and at most
+``20 ms + TOLERANCE + MAX_LEAD`` after it; any window of ``w`` seconds holds at
+most ``(w + TOLERANCE + MAX_LEAD) / 20 ms + 1`` packets, so the long-run rate
+never passes 50 packets per second; and a packet's timestamp is at most
+:data:`FILL_DELAY` behind the time it is sent and at most
+``MAX_LEAD + EARLY_TOLERANCE`` ahead of it.
 
-While the ticks run on time, every packet thus goes out within
-``[slot - EARLY_TOLERANCE, slot + FILL_DELAY]`` and slots are at least 20 ms
-apart, so any two packets are at least
-``20 ms - TOLERANCE`` apart, any window of ``w`` seconds holds at most
-``(w + TOLERANCE) / 20 ms + 1`` packets (never more than 50 packets per second
-in the long run), and the RTP timestamp is within the tolerance of real time.
+A runner frame that arrives just after a silence packet must wait for the
+spacing (up to about 12 ms with the pacer's 2.5 ms ticks); the frames after it
+go out on arrival, since the grid moves to them (rule 2).
 
-Limitation: the first runner frame of a talkspurt that arrives less than
-``20 ms - TOLERANCE`` after a silence packet must wait for the next slot's
-window (up to about 12 ms with the pacer's 2.5 ms ticks), and a runner that
-streams without pause (an echo) keeps that wait for the whole talkspurt: the
-grid cannot move earlier without sending faster than 50 packets per second.
-About half of the possible phases of a runner's audio against the silence grid
-meet this wait; the others go out on arrival.
+Limitation: runner audio that arrives late in a bunch (the runner stalled for
+longer than the lead and the fill delay) is all played, 20 ms apart, so a
+runner that then streams in real time keeps that delay until its talkspurt
+ends. Nothing here can tell such a bunch from a runner sending ahead of real
+time on purpose (text-to-speech does), whose audio must not be dropped.
 """
 
 from __future__ import annotations
@@ -61,6 +75,8 @@ __all__ = [
     "EARLY_TOLERANCE",
     "FILL_DELAY",
     "MAX_CATCH_UP_FRAMES",
+    "MAX_LEAD",
+    "MIN_SPACING",
     "TOLERANCE",
     "OutboundStream",
 ]
@@ -73,11 +89,29 @@ __all__ = [
 EARLY_TOLERANCE = 0.0025
 FILL_DELAY = 0.0075
 TOLERANCE = EARLY_TOLERANCE + FILL_DELAY
+# Two packets are never closer than this: a frame period less the tolerance.
+MIN_SPACING = FRAME_DURATION - TOLERANCE
+# How far the grid may move earlier than the timestamps (rule 2): a frame
+# period and a pacer tick. That takes up the longest wait a runner frame meets
+# after a silence packet (the spacing and a tick), so that an echo locks on
+# whatever its phase; and after a runner frame came too late for its slot
+# (silence took it), it lets the stream win back the whole frame period, so
+# the runner's audio is not left a frame behind for the rest of its
+# talkspurt. A receiver sees packets arriving up to 25 ms early for their
+# timestamps, which its jitter buffer simply holds.
+MAX_LEAD = FRAME_DURATION + 0.0025
 # After a stall, frames catch up with a burst of at most this many: 60 ms is
 # the smallest jitter buffer commonly configured on carrier equipment and
 # softphones. Further behind, the missed frame periods are skipped.
 MAX_CATCH_UP_FRAMES = 3
 _MAX_CATCH_UP = MAX_CATCH_UP_FRAMES * FRAME_DURATION
+
+# Runner audio that comes at least this long after the audio before it, one
+# frame or less, comes on its own: a runner streaming in real time, whose
+# frames may move the grid (rule 2). A quarter of a frame period: an echo's
+# frame right after a late one still counts; a runner sending ahead of real
+# time (frames back to back) does not.
+_ON_ITS_OWN = FRAME_DURATION / 4
 
 # Clock readings this close to a threshold count as reaching it: a tick asked
 # for a time runs at it, give or take float rounding.
@@ -104,14 +138,19 @@ class OutboundStream:
     __slots__ = (
         "_after_gap",
         "_after_silence",
+        "_arrived",
         "_deferred_slot",
         "_fill_lead",
         "_frames",
+        "_lead",
+        "_opens",
+        "_paced",
         "_payload_type",
         "_quiet_until",
         "_silence",
         "_slot",
         "_stats",
+        "_streaming",
         "_to_alaw",
         "packetizer",
         "queue",
@@ -133,6 +172,17 @@ class OutboundStream:
         self._fill_lead = max(FILL_DELAY - tick_interval, 0.0)
         # The next slot; None until the stream starts.
         self._slot: float | None = None
+        # How far the timestamps run ahead of the grid (rules 2 and 3).
+        self._lead = 0.0
+        # When a runner frame may next go out: one that may move the grid
+        # earlier (rule 2), and any other.
+        self._opens = 0.0
+        self._paced = 0.0
+        # When the runner's audio last arrived, and whether the newest frame
+        # came on its own, at least the spacing after the audio before it (a
+        # runner streaming in real time); only such a frame moves the grid.
+        self._arrived = float("-inf")
+        self._streaming = False
         # After a stall, no silence before this time (see tick()).
         self._quiet_until = 0.0
         self._deferred_slot: float | None = None
@@ -150,6 +200,11 @@ class OutboundStream:
         return self._slot
 
     @property
+    def lead(self) -> float:
+        """How far, in seconds, the timestamps run ahead of the grid (rule 2)."""
+        return self._lead
+
+    @property
     def next_wake(self) -> float | None:
         """When the stream next has something to do: send a queued frame, or fill.
 
@@ -159,8 +214,8 @@ class OutboundStream:
         if slot is None:
             return None
         if self._frames:
-            return slot - EARLY_TOLERANCE
-        fill = slot + self._fill_lead
+            return self._opening()
+        fill = slot + self._lead + self._fill_lead
         quiet = self._quiet_until
         return quiet if quiet > fill else fill
 
@@ -168,6 +223,7 @@ class OutboundStream:
         """Start the grid at ``now`` (no effect once started)."""
         if self._slot is None:
             self._slot = now
+            self._opens = self._paced = now - EARLY_TOLERANCE
 
     def set_codec(self, payload_type: int, *, alaw: bool) -> None:
         """Send with ``payload_type``, transcoding to A-law if ``alaw``."""
@@ -177,11 +233,13 @@ class OutboundStream:
 
     def play(self, now: float, ulaw: bytes, *, sending: bool) -> bytes | None:
         """Queue the runner's audio; return the packet to send at once, if due."""
-        slot = self._slot
+        streaming = now - self._arrived >= _ON_ITS_OWN and len(ulaw) <= FRAME_BYTES
+        self._arrived = now
+        self._streaming = streaming
         if (
             sending
-            and slot is not None
-            and now + _CLOCK_SLACK >= slot - EARLY_TOLERANCE
+            and self._slot is not None
+            and now + _CLOCK_SLACK >= (self._opens if streaming else self._paced)
             and self.queue.take_now(ulaw)
         ):
             # The common case of a runner streaming in real time: one frame,
@@ -210,11 +268,14 @@ class OutboundStream:
         if slot is None:
             return None
         if self._frames:
-            if now + _CLOCK_SLACK < slot - EARLY_TOLERANCE:
+            if now + _CLOCK_SLACK < self._opening():
                 return None
-        elif now + _CLOCK_SLACK < slot + self._fill_lead or now < self._quiet_until:
+            return self._take_slot(now, self.queue.next_frame(), sending)
+        # Silence waits out the lead first (rule 3).
+        due = slot + self._lead
+        if now + _CLOCK_SLACK < due + self._fill_lead or now < self._quiet_until:
             return None
-        elif now - slot > FILL_DELAY and self._deferred_slot is None:
+        if now - due > FILL_DELAY and self._deferred_slot is None:
             # The process stalled: the runner's frames of the stalled periods
             # may be on their way (the caller's audio only reached the runner
             # now). Silence now would take their slot and leave them a frame
@@ -226,15 +287,21 @@ class OutboundStream:
         return self._take_slot(now, self.queue.next_frame(), sending)
 
     def _send_if_due(self, now: float, sending: bool) -> bytes | None:
-        slot = self._slot
         if (
             not sending
-            or slot is None
+            or self._slot is None
             or not self._frames
-            or now + _CLOCK_SLACK < slot - EARLY_TOLERANCE
+            or now + _CLOCK_SLACK < self._opening()
         ):
             return None
         return self._take_slot(now, self.queue.next_frame(), sending)
+
+    def _opening(self) -> float:
+        # The frame at the head of the queue may move the grid (rule 2) only
+        # if it is the newest, and came on its own.
+        if self._streaming and len(self._frames) == 1:
+            return self._opens
+        return self._paced
 
     def _take_slot(
         self, now: float, frame: bytes | None, sending: bool
@@ -242,18 +309,44 @@ class OutboundStream:
         slot = self._slot
         assert slot is not None
         late = now - slot
-        if late > 0.0 and (
-            late > _MAX_CATCH_UP
-            or (frame is not None and late <= FILL_DELAY and self._starts_talkspurt)
-        ):
-            self._move_grid(late)
+        lead = self._lead
+        if late < -EARLY_TOLERANCE - _CLOCK_SLACK:
+            # Rule 2: the grid moves earlier to the frame; the timestamp stays.
+            lead -= late
+            late = 0.0
             slot = now
-        elif late > FILL_DELAY and frame is None:
-            # Catching up after a stall: silence no closer than the tolerance.
-            self._quiet_until = now + FRAME_DURATION - TOLERANCE
+        elif frame is None:
+            # Silence is due by the timestamps, not the grid (rule 3).
+            late -= lead
+        elif late > 0.0 and lead > 0.0:
+            # Rule 3: a late frame pays the lead back first.
+            paid = late if late < lead else lead
+            slot += paid
+            late -= paid
+            lead -= paid
+        if late > 0.0:
+            if late > _MAX_CATCH_UP or (
+                frame is not None and late <= FILL_DELAY and self._starts_talkspurt
+            ):
+                self._move_grid(late)
+                slot = now
+                lead = 0.0  # (a frame paid it all back; silence re-anchors)
+            elif late > FILL_DELAY and frame is None:
+                # Catching up after a stall: silence no closer than the tolerance.
+                self._quiet_until = now + MIN_SPACING
         if late <= FILL_DELAY:
             self._deferred_slot = None
-        self._slot = slot + FRAME_DURATION
+        self._lead = lead
+        self._slot = slot = slot + FRAME_DURATION
+        # The next runner frame may go out from the early tolerance before its
+        # slot, or earlier by what is left of the lead, but never closer than
+        # the spacing to this packet (unless catching up after a stall).
+        early = MAX_LEAD - lead
+        opens = slot - (early if early > EARLY_TOLERANCE else EARLY_TOLERANCE)
+        paced = slot - EARLY_TOLERANCE
+        spaced = now + MIN_SPACING if late <= FILL_DELAY else paced
+        self._opens = opens if opens > spaced else spaced
+        self._paced = paced if paced > spaced else spaced
         packetizer = self.packetizer
         packet = self._packet(frame) if sending else None
         if packet is None:

@@ -18,6 +18,8 @@ from router.media.g711 import FRAME_DURATION
 from router.media.outbound import (
     EARLY_TOLERANCE,
     FILL_DELAY,
+    MAX_LEAD,
+    MIN_SPACING,
     TOLERANCE,
     OutboundStream,
 )
@@ -104,17 +106,17 @@ def check_schedule_rules(sent: list[Sent], start: float) -> None:
     times = [s.time for s in sent]
     # Two packets never closer than a frame minus the tolerance ...
     for earlier, later in itertools.pairwise(times):
-        assert later - earlier >= FRAME - TOLERANCE - EPS
-    # ... and never further apart than a frame plus the tolerance.
+        assert later - earlier >= MIN_SPACING - EPS
+    # ... and never further apart than a frame plus the tolerance and the lead.
     for earlier, later in itertools.pairwise(times):
-        assert later - earlier <= FRAME + TOLERANCE + EPS
-    # Any window of w seconds holds at most (w + tolerance) / 20 ms + 1 packets:
-    # the long-run rate never exceeds 50 packets per second.
+        assert later - earlier <= FRAME + TOLERANCE + MAX_LEAD + EPS
+    # Any window of w seconds holds at most (w + tolerance + lead) / 20 ms + 1
+    # packets: the long-run rate never exceeds 50 packets per second.
     for i, j in itertools.combinations(range(len(times)), 2):
         window = times[j] - times[i]
-        assert j - i <= (window + TOLERANCE + EPS) / FRAME
-    # RFC 3550 §5.1: the timestamp never goes back, and follows real time to
-    # within the tolerance (ahead at most by the early tolerance).
+        assert j - i <= (window + TOLERANCE + MAX_LEAD + EPS) / FRAME
+    # RFC 3550 §5.1: the timestamp never goes back, and follows real time: at
+    # most the fill delay behind, at most the lead and the early tolerance ahead.
     # The first packet is the one of the slot the stream started at.
     first_timestamp = sent[0].packet.timestamp
     for earlier, later in itertools.pairwise(sent):
@@ -122,7 +124,7 @@ def check_schedule_rules(sent: list[Sent], start: float) -> None:
     for s in sent:
         media_time = start + (s.packet.timestamp - first_timestamp) / 8000
         assert s.time - FILL_DELAY - EPS <= media_time
-        assert media_time <= s.time + EARLY_TOLERANCE + 1 / 8000 + EPS
+        assert media_time <= s.time + MAX_LEAD + EARLY_TOLERANCE + 1 / 8000 + EPS
     # Sequence numbers count every packet.
     for earlier, later in itertools.pairwise(sent):
         assert later.packet.sequence == earlier.packet.sequence + 1
@@ -225,12 +227,18 @@ def test_an_echo_locks_on_whatever_its_phase(phase_ms):
     voiced = sim.voice
     assert [s.packet.payload for s in voiced] == [voice(n) for n in range(50)]
     latencies = [s.time - (phase + n * FRAME) for n, s in enumerate(voiced)]
-    # At worst the first frame waits for its window, and the rest as long.
-    assert max(latencies) <= FRAME - TOLERANCE + TICK_INTERVAL + EPS
-    assert max(latencies) - min(latencies) < EPS
+    # At worst the first frame waits for the spacing after a silence packet;
+    # the grid then moves to the echo (within the lead), and from the third
+    # frame on every frame goes out on arrival.
+    assert latencies[0] <= MIN_SPACING + EPS
+    assert latencies[1] <= TICK_INTERVAL + EPS
+    assert max(latencies[2:]) < EPS
     # Arriving inside the window of a slot, every frame goes out at once.
     if phase_ms >= 20 - EARLY_TOLERANCE * 1000 or phase_ms < 5:
         assert max(latencies) < EPS
+    # Inside the talkspurt the timestamps stay contiguous.
+    stamps = [s.packet.timestamp for s in voiced]
+    assert all(b - a == 160 for a, b in itertools.pairwise(stamps))
     check_schedule_rules(sim.sent, sim.start)
 
 
@@ -248,6 +256,65 @@ def test_an_echo_with_jitter_inside_the_tolerance_goes_out_on_arrival():
     stamps = [s.packet.timestamp for s in sim.voice]
     assert all(b - a == 160 for a, b in itertools.pairwise(stamps))
     assert sim.stats.silence_frames_sent == sum(not s.is_voice for s in sim.sent)
+    check_schedule_rules(sim.sent, sim.start)
+
+
+def test_an_echo_frame_too_late_for_its_slot_leaves_no_standing_wait():
+    # The echo runs on the grid; one frame comes 12 ms late, after silence
+    # took its slot. The old grid kept every later frame waiting ~18 ms for
+    # the rest of the talkspurt; now the grid wins the period back.
+    sim = Simulation()
+    arrivals = echo(0.1, 40)
+    arrivals[20] = (arrivals[20][0] + 0.012, arrivals[20][1])
+
+    sim.feed(arrivals, until=1.5)
+
+    assert [s.packet.payload for s in sim.voice] == [voice(n) for n in range(40)]
+    silence_inside = [
+        s
+        for s in sim.sent
+        if arrivals[19][0] < s.time < arrivals[21][0] and not s.is_voice
+    ]
+    assert len(silence_inside) == 1
+    latencies = [s.time - at for s, (at, _) in zip(sim.voice, arrivals, strict=True)]
+    assert max(latencies[:20]) < EPS
+    assert max(latencies[24:]) < EPS
+    assert sim.stream.lead <= MAX_LEAD + EPS
+    check_schedule_rules(sim.sent, sim.start)
+
+
+def test_an_echo_frame_late_within_the_lead_takes_its_slot_without_silence():
+    # Locked on at 8 ms after the silence grid, the stream holds about 12 ms
+    # of lead: silence waits that out, so a frame 12 ms late still takes its
+    # slot, and the grid returns to the echo at once.
+    sim = Simulation()
+    arrivals = echo(0.108, 40)
+    arrivals[20] = (arrivals[20][0] + 0.012, arrivals[20][1])
+
+    sim.feed(arrivals, until=1.5)
+
+    talkspurt = [s for s in sim.sent if arrivals[0][0] <= s.time <= arrivals[-1][0]]
+    assert all(s.is_voice for s in talkspurt)
+    latencies = [s.time - at for s, (at, _) in zip(sim.voice, arrivals, strict=True)]
+    assert latencies[20] < EPS  # late, but sent on arrival
+    # The next one came 8 ms after it: it waits for the spacing, no more.
+    assert latencies[21] <= MIN_SPACING - 0.008 + EPS
+    assert max(latencies[22:]) < EPS
+    check_schedule_rules(sim.sent, sim.start)
+
+
+def test_frames_that_come_together_are_paced_not_pulled_forward():
+    # A runner streaming 40 ms messages in real time: the second frame of each
+    # waits for its slot (only a frame that came on its own moves the grid).
+    sim = Simulation()
+    arrivals = [(0.106 + k * 0.04, voice(2 * k) + voice(2 * k + 1)) for k in range(20)]
+
+    sim.feed(arrivals, until=1.5)
+
+    times = [s.time for s in sim.voice]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(abs(gap - FRAME) < EPS for gap in gaps)
+    assert sim.stream.lead == 0.0
     check_schedule_rules(sim.sent, sim.start)
 
 
