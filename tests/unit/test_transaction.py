@@ -16,7 +16,8 @@ from router.sip.transaction import (
     new_branch,
 )
 
-UDP = Peer("UDP", "127.0.0.1", 5070)
+UDP_ADDRESS = ("127.0.0.1", 5070)
+UDP = Peer("UDP", *UDP_ADDRESS)
 TCP = Peer("TCP", "127.0.0.1", 40000, connection=object())
 
 
@@ -315,3 +316,71 @@ def test_a_completed_non_invite_keeps_answering_retransmissions_after_compacting
     assert statuses(layer) == [200]
     assert event.transaction.request.call_id == "tx1@127.0.0.1"
     assert event.transaction.request.to_tag == "r1"
+
+
+def test_lingering_transactions_leave_the_collector_nothing_to_walk() -> None:
+    # Every call leaves an INVITE transaction in Accepted (Timer L) and a BYE
+    # one in Completed (Timer J) for 64*T1. Kept as objects, at 400 calls/s
+    # they held 330,000 objects that each full collection walked (200 ms).
+    import gc
+
+    layer = TransactionLayer()
+    for n in range(200):
+        (event,) = layer.receive_request(invite(branch=f"z9hG4bK-i{n}"), UDP, 0.0)
+        assert isinstance(event, RequestReceived)
+        layer.respond(
+            event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0
+        )
+        ack = invite(branch=f"z9hG4bK-a{n}", method="ACK", to_tag="r1")
+        assert [type(e) for e in layer.receive_request(ack, UDP, 0.1)] == [AckReceived]
+        bye = invite(branch=f"z9hG4bK-b{n}", method="BYE", to_tag="r1")
+        (event,) = layer.receive_request(bye, UDP, 0.2)
+        assert isinstance(event, RequestReceived)
+        layer.respond(event.transaction, make_response(bye, 200), 0.2)
+    del event
+    layer.outbox.clear()
+    assert layer.server_transactions == 400
+
+    gc.collect()
+    lingering = list(layer._server.values())
+    assert not any(gc.is_tracked(record) for record in lingering)
+    # What they still answer: a BYE again gets its 200, an INVITE again nothing.
+    again = invite(branch="z9hG4bK-b7", method="BYE", to_tag="r1")
+    assert layer.receive_request(again, UDP, 5.0) == []
+    (sent,) = layer.outbox
+    assert isinstance(sent.message, Response) and sent.message.status == 200
+    assert sent.message.call_id == "tx1@127.0.0.1"
+    assert (sent.peer.transport, sent.peer.host, sent.peer.port) == (
+        "UDP",
+        *UDP_ADDRESS,
+    )
+    layer.outbox.clear()
+    assert layer.receive_request(invite(branch="z9hG4bK-i7"), UDP, 5.0) == []
+    assert layer.outbox == []
+    cancel = invite(branch="z9hG4bK-i7", method="CANCEL")
+    assert layer.receive_request(cancel, UDP, 5.0) == []
+    assert statuses(layer) == [200]
+
+    FakeClock().advance_to(layer, 33.0)
+    assert layer.server_transactions == 1  # the CANCEL's, till 5 s + 64*T1
+    FakeClock().advance_to(layer, 38.0)
+    assert layer.server_transactions == 0
+    assert layer.next_deadline() is None
+
+
+def test_an_acked_2xx_leaves_no_timer_waiting_for_64_t1() -> None:
+    layer = TransactionLayer()
+    (event,) = layer.receive_request(invite(), UDP, 0.0)
+    assert isinstance(event, RequestReceived)
+    layer.respond(
+        event.transaction, make_response(event.request, 200, to_tag="r1"), 0.0
+    )
+    ack = invite(branch="z9hG4bK-ack2", method="ACK", to_tag="r1")
+    assert [type(e) for e in layer.receive_request(ack, UDP, 0.1)] == [AckReceived]
+
+    # Only the lingering INVITE transaction ends at 64*T1; the one timer of
+    # the 2xx, cancelled by the ACK, was due at T1 and is gone: no timer
+    # object stays queued for 64*T1 after each call.
+    FakeClock().advance_to(layer, 1.0)
+    assert layer.next_deadline() == 32.0
+    assert layer._queue.next_deadline() is None

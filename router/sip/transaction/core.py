@@ -4,10 +4,19 @@ dispatching a timer that fires to the method that handles it.
 
 from __future__ import annotations
 
+from collections import deque
+
 from router.sip.message import Request, Response
 
 from .events import Event
-from .state import ClientTransaction, Outgoing, Peer, Pending2xx, ServerTransaction
+from .state import (
+    ClientTransaction,
+    Lingering,
+    Outgoing,
+    Peer,
+    Pending2xx,
+    ServerTransaction,
+)
 from .timers import Timed, Timer, TimerQueue, Timers
 
 __all__ = ["LayerCore"]
@@ -34,7 +43,10 @@ class LayerCore:
         self.timers = timers or Timers()
         self.auto_trying = auto_trying
         self.outbox: list[Outgoing] = []
-        self._server: dict[tuple[str, ...], ServerTransaction] = {}
+        self._server: dict[tuple[str, ...], ServerTransaction | Lingering] = {}
+        # Server transactions that only linger (see Lingering), by when they
+        # end: all linger 64*T1, so the earliest is always first.
+        self._lingering: deque[tuple[float, tuple[str, ...]]] = deque()
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
         self._pending_2xx: dict[tuple[str, str, int], Pending2xx] = {}
         self._queue = TimerQueue()
@@ -58,7 +70,12 @@ class LayerCore:
 
     def next_deadline(self) -> float | None:
         """Return the earliest timer deadline, or None when no timer is set."""
-        return self._queue.next_deadline()
+        deadline = self._queue.next_deadline()
+        if self._lingering:
+            ends = self._lingering[0][0]
+            if deadline is None or ends < deadline:
+                return ends
+        return deadline
 
     # -- timers -------------------------------------------------------------
 
@@ -67,6 +84,11 @@ class LayerCore:
         events: list[Event] = []
         for timer in self._queue.pop_due(now):
             events.extend(self._fire(timer, now))
+        lingering, server = self._lingering, self._server
+        while lingering and lingering[0][0] <= now:
+            key = lingering.popleft()[1]
+            if type(server.get(key)) is tuple:
+                del server[key]
         return events
 
     def _fire(self, timer: Timer, now: float) -> list[Event]:

@@ -9,11 +9,18 @@ after 64*T1). Non-INVITE transactions end with Timer J.
 
 from __future__ import annotations
 
-from router.sip.message import Request, Response, make_response
+from router.sip.message import Request, Response, make_response, parse_message
 
 from .core import LayerCore
 from .events import AckReceived, AckTimeout, CancelReceived, Event, RequestReceived
-from .state import MAGIC_COOKIE, Peer, Pending2xx, ServerTransaction, TransactionState
+from .state import (
+    MAGIC_COOKIE,
+    Lingering,
+    Peer,
+    Pending2xx,
+    ServerTransaction,
+    TransactionState,
+)
 
 __all__ = [
     "MAX_TRANSACTIONS",
@@ -80,7 +87,10 @@ class ServerTransactions(LayerCore):
         existing = self._server.get(key)
         if existing is not None:
             self.retransmissions_received += 1
-            self._absorb_retransmission(existing)
+            if isinstance(existing, ServerTransaction):
+                self._absorb_retransmission(existing)
+            else:
+                self._answer_again(existing)
             return []
 
         if len(self._server) >= MAX_TRANSACTIONS:
@@ -116,8 +126,20 @@ class ServerTransactions(LayerCore):
         ):
             self._send(transaction.last_response, transaction.peer)
 
+    def _answer_again(self, lingering: Lingering) -> None:
+        # A lingering transaction: a non-INVITE one sends its final response
+        # again (§17.2.2); an INVITE one in Accepted absorbs (RFC 6026 §7.1).
+        _state, data, transport, host, port = lingering
+        if data is not None:
+            response = parse_message(data)
+            assert isinstance(response, Response)
+            self._send(response, Peer(transport, host, port))
+
     def _receive_ack(self, request: Request, peer: Peer, now: float) -> list[Event]:
-        transaction = self._server.get(server_transaction_key(request))
+        found = self._server.get(server_transaction_key(request))
+        # A lingering INVITE transaction is in Accepted: the ACK of a 2xx,
+        # matched below.
+        transaction = found if isinstance(found, ServerTransaction) else None
         if transaction is not None and transaction.state is TransactionState.COMPLETED:
             # §17.2.1: ACK for a non-2xx final: stop Timer G/H, start Timer I.
             transaction.state = TransactionState.CONFIRMED
@@ -148,7 +170,10 @@ class ServerTransactions(LayerCore):
 
         # §9.2: the CANCEL matches the INVITE with the same branch and sent-by.
         invite = self._server.get((*key[:-1], "INVITE"))
-        if invite is None or invite.state is not TransactionState.PROCEEDING:
+        if (
+            not isinstance(invite, ServerTransaction)
+            or invite.state is not TransactionState.PROCEEDING
+        ):
             # §9.2: no matching transaction -> 481. After our final response
             # (RFC 6026 keeps the INVITE transaction) the CANCEL has no effect
             # but is still answered 200.
@@ -194,15 +219,14 @@ class ServerTransactions(LayerCore):
             # RFC 6026 §7.1: Accepted state for 64*T1 (Timer L) absorbs INVITE
             # retransmissions; §13.3.1.4: the core retransmits the 2xx.
             transaction.state = TransactionState.ACCEPTED
-            self._schedule(now + 64 * t1, "L", transaction)
+            self._linger(transaction, None, now)
             cseq_number, _ = transaction.request.cseq
-            pending = Pending2xx(transaction, response, t1)
+            pending = Pending2xx(transaction, response, t1, now + 64 * t1)
             key = ack_key(
                 transaction.request.call_id, response.to_tag or "", cseq_number
             )
             self._pending_2xx[key] = pending
             self._schedule(now + t1, "2xx", pending)
-            self._schedule(now + 64 * t1, "2xx-timeout", pending)
             return
         # §17.2.1: Completed; Timer G retransmits over UDP, Timer H gives up.
         transaction.state = TransactionState.COMPLETED
@@ -216,9 +240,27 @@ class ServerTransactions(LayerCore):
         # §17.2.2: Completed, Timer J = 64*T1 for UDP, zero for reliable ones.
         # The request now serves only to match retransmissions, by its key.
         transaction.state = TransactionState.COMPLETED
-        transaction.request.headers.compact()
-        wait = 0.0 if transaction.peer.reliable else 64 * self.timers.t1
-        self._schedule(now + wait, "J", transaction)
+        if transaction.peer.reliable:
+            self._schedule(now, "J", transaction)
+            return
+        assert transaction.last_response is not None
+        self._linger(transaction, transaction.last_response.serialise(), now)
+
+    def _linger(
+        self, transaction: ServerTransaction, data: bytes | None, now: float
+    ) -> None:
+        # The transaction now only matches what the peer sends again, for
+        # 64*T1 (Timers L and J): a plain record takes its place (Lingering).
+        peer = transaction.peer
+        key = transaction.key
+        self._server[key] = (
+            transaction.state.value,
+            data,
+            peer.transport,
+            peer.host,
+            peer.port,
+        )
+        self._lingering.append((now + 64 * self.timers.t1, key))
 
     def forget(self, transaction: ServerTransaction) -> None:
         """Drop a server transaction without answering (a silently refused request)."""
@@ -249,22 +291,20 @@ class ServerTransactions(LayerCore):
         self._terminate(transaction)
         return []
 
-    def _timer_L(self, transaction: ServerTransaction, now: float) -> list[Event]:
-        self._terminate(transaction)
-        return []
-
     def _timer_2xx(self, pending: Pending2xx, now: float) -> list[Event]:
-        # §13.3.1.4: retransmit the 2xx from T1 doubling up to T2 until the ACK.
+        # §13.3.1.4: retransmit the 2xx from T1 doubling up to T2 until the ACK,
+        # for 64*T1 at most. (One timer per 2xx: a second one for the time
+        # limit would stay in the queue for 64*T1 after every ACK.)
         if pending.acked:
             return []
+        if now >= pending.gives_up:
+            return self._ack_timeout(pending)
         self._send(pending.response, pending.invite.peer)
         pending.interval = min(2 * pending.interval, self.timers.t2)
-        self._schedule(now + pending.interval, "2xx", pending)
+        self._schedule(min(now + pending.interval, pending.gives_up), "2xx", pending)
         return []
 
-    def _timer_2xx_timeout(self, pending: Pending2xx, now: float) -> list[Event]:
-        if pending.acked:
-            return []
+    def _ack_timeout(self, pending: Pending2xx) -> list[Event]:
         self._cancel_timers(pending)
         cseq_number, _ = pending.invite.request.cseq
         key = ack_key(
@@ -276,4 +316,5 @@ class ServerTransactions(LayerCore):
     def _terminate(self, transaction: ServerTransaction) -> None:
         transaction.state = TransactionState.TERMINATED
         self._cancel_timers(transaction)
-        self._server.pop(transaction.key, None)
+        if self._server.get(transaction.key) is transaction:
+            del self._server[transaction.key]

@@ -19,6 +19,7 @@ from .timers import Timer
 __all__ = [
     "MAGIC_COOKIE",
     "ClientTransaction",
+    "Lingering",
     "Outgoing",
     "Peer",
     "Pending2xx",
@@ -81,6 +82,16 @@ class TransactionState(enum.Enum):
     TERMINATED = "terminated"
 
 
+# A server transaction that only lingers to match what the peer sends again:
+# an INVITE transaction in Accepted (RFC 6026 §7.1, Timer L), which absorbs
+# retransmissions, or a non-INVITE one in Completed over UDP (RFC 3261
+# §17.2.2, Timer J), which answers them with its final response again:
+# ``(state, response bytes or None, transport, host, port)``. A plain tuple of
+# strings and bytes: the collector stops tracking it, and thousands of them
+# (64*T1 of traffic) no longer lengthen every full collection.
+Lingering = tuple[str, bytes | None, str, str, int]
+
+
 @dataclass(eq=False)
 class ServerTransaction:
     """A server transaction: the request, who sent it, and the last response."""
@@ -121,5 +132,7 @@ class Pending2xx:
     invite: ServerTransaction
     response: Response
     interval: float
+    gives_up: float
+    """When the UAS core stops waiting for the ACK (64*T1 after the 2xx)."""
     acked: bool = False
     timers: list[Timer] = field(default_factory=list)
