@@ -98,7 +98,8 @@ static struct {
 };
 
 static struct call *calls;
-/* --latency-log: one line per echo, "call frame sent_ns latency_ns". */
+/* --latency-log: one line per echo, "call frame sent_ns latency_ns"; without
+ * media, one per answered call, "call setup invite_ns setup_ns". */
 static FILE *dump;
 static int sip_fd, sink_fd, timer_fd, epoll_fd;
 static uint16_t sip_port, sink_port;
@@ -688,8 +689,13 @@ static int compare_doubles(const void *a, const void *b) {
 static void percentiles_setup(double *p50, double *p90, double *p99, double *pmax, int *n) {
     double *v = malloc(sizeof(double) * opt.calls);
     int k = 0;
-    for (int i = 0; i < opt.calls; i++)
-        if (calls[i].answer_ns) v[k++] = (calls[i].answer_ns - calls[i].invite_ns) / 1e3;
+    for (int i = 0; i < opt.calls; i++) {
+        if (!calls[i].answer_ns) continue;
+        v[k++] = (calls[i].answer_ns - calls[i].invite_ns) / 1e3;
+        if (dump && !opt.media)
+            fprintf(dump, "%d setup %lld %lld\n", i, (long long)calls[i].invite_ns,
+                    (long long)(calls[i].answer_ns - calls[i].invite_ns));
+    }
     qsort(v, k, sizeof *v, compare_doubles);
     *n = k;
     *p50 = k ? v[(int)(0.50 * (k - 1))] : 0;

@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 
+def _never() -> None:
+    """``on_expired`` of a stopped timer."""
+
+
 class SessionExpiry:
     """The RFC 4028 timer: ends the call when no refresh comes in time."""
 
@@ -52,6 +56,11 @@ class SessionExpiry:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+    def stop(self) -> None:
+        """Stop the timer for good, and let go of ``on_expired`` (the call ended)."""
+        self.cancel()
+        self.on_expired = _never
 
 
 def dialog_error_headers(error: DialogError) -> tuple[tuple[str, str], ...]:

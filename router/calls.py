@@ -428,7 +428,7 @@ class Call:
         self._save_record()
         for handle in self._timers:
             handle.cancel()
-        self.session_expiry.cancel()
+        self.session_expiry.stop()
         if send_bye and was_answered and self.dialog is not None:
             self.signalling.send_in_dialog(self.dialog, "BYE")
         if self.task is not None and self.task is not asyncio.current_task():

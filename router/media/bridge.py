@@ -118,6 +118,22 @@ class PortUsage(Protocol):
         """Ports there are in all."""
 
 
+class _NoEvents:
+    """The events of a closed bridge: nobody listens any more."""
+
+    def on_runner_closed(self, reason: str) -> None:
+        """Ignored."""
+
+    def on_inactive(self) -> None:
+        """Ignored."""
+
+    def on_dtmf(self, digit: str) -> None:
+        """Ignored."""
+
+
+_NO_EVENTS = _NoEvents()
+
+
 class LocalBridge:
     """A :class:`MediaBridge` in this process: a media session and a runner session.
 
@@ -199,6 +215,10 @@ class LocalBridge:
         if self.runner is not None:
             await self.runner.close(reason)
         await self.session.close()
+        # No event fires any more: let go of the call, so that the call, its
+        # bridge and its sessions are freed as soon as the call lets go of
+        # them, not at the next full collection.
+        self._events = _NO_EVENTS
 
     # -- MediaEvents of the session: the per-frame path stays in here -----------
 

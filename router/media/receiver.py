@@ -53,6 +53,10 @@ _PLAIN_FIELDS = struct.Struct("!xBH4xI").unpack_from
 _Handler = Callable[[RtpPacket], None]
 
 
+def _ignore(value: object) -> None:
+    """A callback of a detached receiver."""
+
+
 class RtpReceiver:
     """Turns the caller's RTP into 20 ms μ-law frames and DTMF digits.
 
@@ -82,6 +86,16 @@ class RtpReceiver:
         self._highest_sequence = 0
         self.latched_source: Address | None = None
         """The caller's address, once its first valid RTP packet arrived."""
+
+    def detach(self) -> None:
+        """Deliver nothing more: drop the callbacks (their owner is closing).
+
+        The payload-type handlers are this receiver's own methods: cleared, the
+        receiver is freed with its session rather than by the collector.
+        """
+        self._on_audio = _ignore
+        self._on_dtmf = _ignore
+        self._handlers.clear()
 
     def configure(self, audio: NegotiatedAudio) -> None:
         """Accept the payload types of ``audio`` from now on.

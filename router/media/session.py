@@ -76,6 +76,25 @@ class MediaEvents(Protocol):
         """
 
 
+class _NoEvents:
+    """The listener of a closed session: nobody listens any more."""
+
+    def on_audio(self, ulaw: bytes) -> None:
+        """Ignored."""
+
+    def on_dtmf(self, digit: str) -> None:
+        """Ignored."""
+
+    def on_mark_played(self, name: str) -> None:
+        """Ignored."""
+
+    def on_inactive(self) -> None:
+        """Ignored."""
+
+
+_NO_EVENTS = _NoEvents()
+
+
 class MediaSession:
     """One call's RTP endpoint.
 
@@ -266,6 +285,10 @@ class MediaSession:
         if self._closed:
             return
         self._closed = True
+        # No event fires any more: let go of the listener (the call's bridge,
+        # which holds this session), so neither waits for a full collection.
+        self._events = _NO_EVENTS
+        self._receiver.detach()
         if self._pacer is not None:
             self._pacer.unregister(self)
         self._playout.clear()

@@ -398,6 +398,8 @@ class RunnerSession:
             self._log.exception("runner session close failed")
         self._state = _State.CLOSED
         self._early.clear()
+        # on_closed never fires after close(): let go of its owner (the call).
+        self._on_closed = _closed_already
         self._log.info("runner session closed", reason=reason, **vars(self.stats))
 
     async def _send_stop(self, conn: ClientConnection) -> None:
@@ -413,6 +415,10 @@ class RunnerSession:
             await asyncio.wait_for(conn.wait_lost(), CLOSE_TIMEOUT + 1.0)
         except TimeoutError:
             conn.abort()
+
+
+def _closed_already(reason: str) -> None:
+    """``on_closed`` of a session closed by its owner: nobody to tell."""
 
 
 @functools.lru_cache(maxsize=16)

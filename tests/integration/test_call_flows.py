@@ -9,7 +9,9 @@ SIP and RTP, and that the call leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import weakref
 
 import pytest
 
@@ -89,6 +91,40 @@ async def test_basic_udp_call_echoes_audio_and_releases_everything_after_bye(
     await router_env.wait_idle()
     assert len(router_env.runner.starts) == 1
     assert ua.unparsable == []
+
+
+async def test_an_ended_call_is_freed_without_the_garbage_collector(
+    router_env: RouterEnv,
+) -> None:
+    # A call's objects (the call, its bridge, media and runner sessions, the
+    # runner connection) used to form cycles: about 120 objects a call that
+    # only a collection freed, and at 400 calls/s full collections of 20 ms.
+    ua, rtp = await start_ua_and_rtp()
+    call = UacCall(ua, router_env.address, sdp=sdp_offer(rtp.port))
+    gc.collect()
+    gc.disable()
+    try:
+        Channel(ua, router_env.address).send(call.invite())
+        ok = await ua.response(200)
+        (live,) = router_env.sip.calls.values()
+        assert live.media is not None
+        freed = [weakref.ref(live), weakref.ref(live.media)]
+        del live
+        answer = parse_sdp_answer(ok.body)
+        call.confirm(ok)
+        rtp.target = (answer.address, answer.port)
+        Channel(ua, router_env.address).send(call.ack(ok))
+        for index in range(5):
+            rtp.send(voice_frame(index), marker=index == 0)
+        await rtp.wait_for(lambda got: len(voice_payloads(got)) >= 5)
+        Channel(ua, router_env.address).send(call.in_dialog("BYE"))
+        await ua.response(200, "BYE")
+        await router_env.wait_idle()
+        await asyncio.sleep(0.05)  # the runner connection's last callbacks
+
+        assert [ref() for ref in freed] == [None, None]
+    finally:
+        gc.enable()
 
 
 async def test_runner_hangup_sends_bye_to_caller_contact_in_dialog(

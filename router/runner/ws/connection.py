@@ -174,8 +174,13 @@ class Connection(asyncio.Protocol):
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         self._handshake_lost(exc)
-        if self.on_lost is not None:
-            self.on_lost()
+        on_lost = self.on_lost
+        # Nothing comes after this: drop the owner's callbacks, which would
+        # otherwise keep the owner and this connection in a cycle that only a
+        # full collection frees.
+        self.on_message = self.on_lost = None
+        if on_lost is not None:
+            on_lost()
 
     def pause_writing(self) -> None:
         """The transport holds unsent data; drain() waits for resume_writing()."""
