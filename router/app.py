@@ -58,8 +58,13 @@ class Router:
         self.recorder: CallRecorder | None = None
         self.registrar: Registrar | None = None
 
-    async def start(self) -> None:
-        """Open the store and bind SIP and HTTP."""
+    async def start(self, before_serving: Callable[[], None] | None = None) -> None:
+        """Open the store, bind HTTP, then SIP.
+
+        Args:
+            before_serving: called once everything but SIP has started, just
+                before the SIP transports open (the CLI settles the heap there).
+        """
         settings = self.settings
         if self.store is None:
             self.store = await self._open_store()
@@ -111,6 +116,23 @@ class Router:
         )
         await self.recorder.start()
         self.sip = SipRouter(config, self.store, self.lookup, self.recorder)
+        if settings.http_port:
+            token = (
+                settings.api_token.get_secret_value() if settings.api_token else None
+            )
+            api = create_app(self.store, operator_token=token, sip=self.sip)
+            self.http = ApiServer(api)
+            try:
+                await self.http.start(settings.http_bind, settings.http_port)
+            except OSError as error:
+                raise StartupError(
+                    f"cannot listen for HTTP on {settings.http_bind}:{settings.http_port} "
+                    f"(ROUTER_HTTP_BIND / ROUTER_HTTP_PORT): {error.strerror or error}"
+                ) from None
+        # SIP last: a call that came while start-up still ran (settling the
+        # heap takes tens of milliseconds) would wait for all of it.
+        if before_serving is not None:
+            before_serving()
         try:
             await self.sip.start()
         except OSError as error:
@@ -126,19 +148,6 @@ class Router:
             self.store, self.sip.send_request, advertise=advertise, port=self.sip.port
         )
         await self.registrar.start()
-        if settings.http_port:
-            token = (
-                settings.api_token.get_secret_value() if settings.api_token else None
-            )
-            api = create_app(self.store, operator_token=token, sip=self.sip)
-            self.http = ApiServer(api)
-            try:
-                await self.http.start(settings.http_bind, settings.http_port)
-            except OSError as error:
-                raise StartupError(
-                    f"cannot listen for HTTP on {settings.http_bind}:{settings.http_port} "
-                    f"(ROUTER_HTTP_BIND / ROUTER_HTTP_PORT): {error.strerror or error}"
-                ) from None
         log.info(
             "router_started",
             bind=settings.bind,
@@ -211,11 +220,10 @@ async def run_until_signalled(
         with suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await router.start()
+        await router.start(before_serving=settle_heap)
     except BaseException:
         await router.stop()
         raise
-    settle_heap()
     if on_started is not None:
         on_started()
     try:

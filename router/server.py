@@ -124,6 +124,8 @@ class SipRouter:
         self._setting_up: set[int] = set()
         self.port = config.sip_port
         self.draining = False
+        self.listening = False
+        """Whether the SIP transports are open (from start() to stop())."""
         # The deadline the timer was set for, kept here: uvloop's handles round
         # when() to the millisecond, and a deadline already past gets a plain
         # Handle with no when() at all.
@@ -157,11 +159,13 @@ class SipRouter:
                 await self.workers.stop()
             raise
         self._lag_monitor.start()
+        self.listening = True
         log.info("sip_listening", bind=self.config.bind, port=self.port)
 
     async def stop(self) -> None:
         """Hang up every call (BYE), then close the transports."""
         self.draining = True
+        self.listening = False
         calls = list(self.calls.values())
         await asyncio.gather(
             *(call.end("shutdown", send_bye=True) for call in calls),

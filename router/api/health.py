@@ -5,7 +5,7 @@ them. They reveal counters only, never numbers, pipes or accounts.
 
 * ``/healthz``: 200 while the process runs;
 * ``/readyz``: 200 when the store answers and the router takes calls, 503 while it
-  drains or the store is unavailable;
+  starts (SIP opens last), drains, or the store is unavailable;
 * ``/metrics``: the counters in the Prometheus text format;
 * ``/v1/status``: the same counters as JSON.
 """
@@ -62,13 +62,15 @@ async def healthz() -> str:
 @health_router.get(
     "/readyz",
     response_class=PlainTextResponse,
-    responses={503: {"description": "draining, or the store is unavailable"}},
+    responses={503: {"description": "starting, draining, or the store is unavailable"}},
 )
 async def readyz(request: Request) -> PlainTextResponse:
     """200 when the store answers and the router takes calls; 503 otherwise."""
     sip: SipRouter | None = request.app.state.sip
     if sip is not None and sip.draining:
         return PlainTextResponse("draining\n", status_code=503)
+    if sip is not None and not sip.listening:
+        return PlainTextResponse("starting\n", status_code=503)
     store: Store = request.app.state.store
     try:
         await store.ping()

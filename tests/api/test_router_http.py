@@ -82,3 +82,39 @@ async def test_stopping_the_router_closes_its_http_port(tmp_path: Path) -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as http:
             await http.get(f"http://{LOOPBACK}:{settings.http_port}/healthz")
+
+
+async def test_sip_opens_last_after_the_api_and_the_start_up_hook(
+    tmp_path: Path,
+) -> None:
+    # A call that came while start-up still ran waited for all of it (the CLI
+    # settles the heap there, tens of milliseconds): SIP now opens last, and
+    # /readyz says 503 until it has.
+    store = await EmbeddedStore.open(tmp_path / "router.db")
+    low = random.randrange(*RTP_RANGE, 2)
+    settings = Settings(
+        bind=LOOPBACK,
+        rtp_ports=f"{low}-{low + RTP_PORTS - 1}",
+        http_bind=LOOPBACK,
+        http_port=free_tcp_port(),
+    ).model_copy(update={"sip_port": 0})
+    router = Router(settings, store=store)
+    seen: list[tuple[bool, bool]] = []
+
+    def before_serving() -> None:
+        assert router.sip is not None
+        seen.append((router.http is not None, router.sip.listening))
+
+    try:
+        await router.start(before_serving=before_serving)
+        assert seen == [(True, False)]
+        assert router.sip is not None and router.sip.listening
+        base = f"http://{LOOPBACK}:{settings.http_port}"
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/readyz")).status_code == 200
+            router.sip.listening = False  # as between the API and SIP opening
+            starting = await http.get("/readyz")
+        assert (starting.status_code, starting.text) == (503, "starting\n")
+    finally:
+        await router.stop()
+        await store.close()
