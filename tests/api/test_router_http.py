@@ -29,18 +29,22 @@ def free_tcp_port() -> int:
         return port
 
 
-@pytest.fixture
-async def router(tmp_path: Path) -> AsyncIterator[Router]:
-    store = await EmbeddedStore.open(tmp_path / "router.db")
+def router_settings() -> Settings:
+    """A router on loopback: ephemeral SIP port, a free HTTP port, random RTP ports."""
     low = random.randrange(*RTP_RANGE, 2)
-    settings = Settings(
+    return Settings(
         bind=LOOPBACK,
         rtp_ports=f"{low}-{low + RTP_PORTS - 1}",
         http_bind=LOOPBACK,
         http_port=free_tcp_port(),
         api_token=OPERATOR_TOKEN,
     ).model_copy(update={"sip_port": 0})
-    router = Router(settings, store=store)
+
+
+@pytest.fixture
+async def router(tmp_path: Path) -> AsyncIterator[Router]:
+    store = await EmbeddedStore.open(tmp_path / "router.db")
+    router = Router(router_settings(), store=store)
     await router.start()
     yield router
     await router.stop()
@@ -91,13 +95,7 @@ async def test_sip_opens_last_after_the_api_and_the_start_up_hook(
     # settles the heap there, tens of milliseconds): SIP now opens last, and
     # /readyz says 503 until it has.
     store = await EmbeddedStore.open(tmp_path / "router.db")
-    low = random.randrange(*RTP_RANGE, 2)
-    settings = Settings(
-        bind=LOOPBACK,
-        rtp_ports=f"{low}-{low + RTP_PORTS - 1}",
-        http_bind=LOOPBACK,
-        http_port=free_tcp_port(),
-    ).model_copy(update={"sip_port": 0})
+    settings = router_settings()
     router = Router(settings, store=store)
     seen: list[tuple[bool, bool]] = []
 
