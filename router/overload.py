@@ -25,6 +25,16 @@ Three signals say "overloaded", any one enough:
   may run every callback on time while thousands of datagrams queue in the
   kernel). RFC 6357 §3 names retransmissions as the first sign of overload.
 
+The first two are shed outright. Retransmissions are a late sign (they tell of
+answers that took 500 ms), and refusing every new call for as long as they
+last left the core idle and answered about 60 % of what it could. So they set
+the share of new INVITEs taken instead (RFC 7415's loss-based scheme): it drops
+by a quarter at once, then again every half second while callers still
+retransmit, and grows back by :data:`ADMIT_RECOVERY_PER_S` once they stop.
+The target the share hunts for is the router's capacity: cut below it, the
+backlog drains and callers stop retransmitting; grown past it, they start
+again.
+
 :class:`OverloadGuard` makes the decision and needs no event loop;
 :class:`LoopLagMonitor` feeds it from the running loop. Only the feedback-free
 "503 with Retry-After" scheme is implemented; RFC 7339's Via-parameter
@@ -40,6 +50,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
+    "ADMIT_DECREASE",
+    "ADMIT_RECOVERY_PER_S",
+    "MIN_ADMIT_SHARE",
     "MIN_RETRANSMISSIONS",
     "TICK_S",
     "TRAFFIC_WINDOW_S",
@@ -61,6 +74,16 @@ TRAFFIC_WINDOW_S = 1.0
 # Fewer retransmissions than this in the window never count as overload: a
 # lossy path retransmits now and then at any load.
 MIN_RETRANSMISSIONS = 20
+
+# The share of new INVITEs taken while callers retransmit: cut by this factor
+# at once, then at most every half window (a T1: the time a retransmission
+# takes to show the cut's effect) while they go on; never below the floor, so
+# some calls always probe whether the router has recovered.
+ADMIT_DECREASE = 0.5
+MIN_ADMIT_SHARE = 0.05
+# Once callers stop retransmitting, the share grows back by this much a second
+# (from half to all in one second).
+ADMIT_RECOVERY_PER_S = 0.25
 
 # At most one log line about shed calls this often, however many are shed: a
 # flood of INVITEs must not become a flood of log lines.
@@ -119,6 +142,13 @@ class OverloadGuard:
         """Requests received in the last :data:`TRAFFIC_WINDOW_S`."""
         self.window_retransmissions = 0
         """Retransmitted requests among them."""
+        self.admit_share = 1.0
+        """The share of new INVITEs taken (below 1 after callers retransmitted)."""
+        self._credit = 0.0
+        # The last look at the retransmissions (see _adjust_admit_share).
+        self._since_look = 0
+        self._looked_at = (0, 0)
+        self._calm = True
 
     def tick(self, due: float, now: float, next_due: float) -> None:
         """Record a tick that was due at ``due`` and ran at ``now``."""
@@ -140,6 +170,50 @@ class OverloadGuard:
         first_requests, first_retransmissions = traffic[0]
         self.window_requests = requests - first_requests
         self.window_retransmissions = retransmissions - first_retransmissions
+        if self.policy.max_retransmission_share > 0:
+            self._adjust_admit_share(requests, retransmissions, samples)
+
+    def _adjust_admit_share(
+        self, requests: int, retransmissions: int, samples: int
+    ) -> None:
+        # The window still holds retransmissions for a second after callers
+        # stop: a cut after the first looks only at the half window since the
+        # last look (a T1, the time a cut takes to show), so a backlog gone
+        # does not cut the share again.
+        self._since_look += 1
+        if self.admit_share == 1.0:
+            if self._retransmitting():
+                self._cut(requests, retransmissions)
+            return
+        if self._since_look >= max(1, samples // 2):
+            looked_requests, looked_retransmissions = self._looked_at
+            fresh = retransmissions - looked_retransmissions
+            self._calm = not (
+                fresh >= MIN_RETRANSMISSIONS // 2
+                and fresh
+                > self.policy.max_retransmission_share * (requests - looked_requests)
+            )
+            if not self._calm:
+                self._cut(requests, retransmissions)
+                return
+            self._since_look, self._looked_at = 0, (requests, retransmissions)
+        if self._calm:
+            step = ADMIT_RECOVERY_PER_S * TRAFFIC_WINDOW_S / samples
+            self.admit_share = min(1.0, self.admit_share + step)
+
+    def _cut(self, requests: int, retransmissions: int) -> None:
+        self.admit_share = max(MIN_ADMIT_SHARE, self.admit_share * ADMIT_DECREASE)
+        self._since_look, self._looked_at = 0, (requests, retransmissions)
+        self._calm = False
+
+    def _retransmitting(self) -> bool:
+        share = self.policy.max_retransmission_share
+        retransmissions = self.window_retransmissions
+        return (
+            share > 0
+            and retransmissions >= MIN_RETRANSMISSIONS
+            and retransmissions > share * self.window_requests
+        )
 
     def current_lag(self, now: float) -> float:
         """The lag as of ``now``: the latest sample, or the overdue tick's wait."""
@@ -158,14 +232,13 @@ class OverloadGuard:
         limit = self.policy.max_loop_lag_s
         if limit > 0 and self.current_lag(now) > limit:
             return ShedReason.LOOP_LAG
-        share = self.policy.max_retransmission_share
-        retransmissions = self.window_retransmissions
-        if (
-            share > 0
-            and retransmissions >= MIN_RETRANSMISSIONS
-            and retransmissions > share * self.window_requests
-        ):
-            return ShedReason.RETRANSMISSIONS
+        if self.admit_share < 1.0:
+            # Take admit_share of the new INVITEs, evenly spread.
+            credit = self._credit + self.admit_share
+            if credit < 1.0:
+                self._credit = credit
+                return ShedReason.RETRANSMISSIONS
+            self._credit = credit - 1.0
         return None
 
 
