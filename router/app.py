@@ -104,6 +104,7 @@ class Router:
                 max_retransmission_share=(
                     settings.overload_max_retransmission_percent / 100
                 ),
+                max_receive_queue_s=settings.overload_max_receive_queue_ms / 1000,
             ),
             media_workers=settings.media_workers,
             log_level=settings.log_level,

@@ -9,11 +9,17 @@ at once with 503 Service Unavailable and a Retry-After header (RFC 3261
 existing dialogs (ACK, BYE, re-INVITE) and CANCEL always go through: they end
 or keep calls the router has already paid for.
 
-Three signals say "overloaded", any one enough:
+Four signals say "overloaded", any one enough:
 
 * the event loop lags: a tick scheduled every :data:`TICK_S` runs late by more
   than the limit (the loop is saturated, or stalled by a pause), or the next
   tick is already overdue by more than the limit when an INVITE arrives;
+* requests wait in the SIP socket's receive queue: the kernel's count of the
+  bytes queued (``SO_MEMINFO``), turned into datagrams and divided by the
+  datagrams the router read in the last second, estimates how long the last
+  request queued will wait; past the limit, new INVITEs are shed until the
+  queue drains. A caller retransmits when that wait passes T1 (500 ms), so
+  this sees the backlog before the retransmissions do;
 * too many calls are in set-up (routing or ringing) at once: every one of them
   holds a runner connection attempt and an RTP port, and a runner that slows
   down would otherwise let them pile up without bound;
@@ -25,7 +31,7 @@ Three signals say "overloaded", any one enough:
   may run every callback on time while thousands of datagrams queue in the
   kernel). RFC 6357 §3 names retransmissions as the first sign of overload.
 
-The first two are shed outright. Retransmissions are a late sign (they tell of
+The first three are shed outright. Retransmissions are a late sign (they tell of
 answers that took 500 ms), and refusing every new call for as long as they
 last left the core idle and answered about 60 % of what it could. So they set
 the share of new INVITEs taken instead (RFC 7415's loss-based scheme): it drops
@@ -52,6 +58,7 @@ from dataclasses import dataclass
 __all__ = [
     "ADMIT_DECREASE",
     "ADMIT_RECOVERY_PER_S",
+    "DATAGRAM_OVERHEAD",
     "MIN_ADMIT_SHARE",
     "MIN_RETRANSMISSIONS",
     "TICK_S",
@@ -85,6 +92,11 @@ MIN_ADMIT_SHARE = 0.05
 # (from half to all in one second).
 ADMIT_RECOVERY_PER_S = 0.25
 
+# What the kernel counts for a queued datagram beyond its payload (its buffer
+# head and shared info, aligned): about 780 bytes on 64-bit Linux, measured as
+# 1,280 bytes queued for each 500-byte datagram.
+DATAGRAM_OVERHEAD = 780
+
 # At most one log line about shed calls this often, however many are shed: a
 # flood of INVITEs must not become a flood of log lines.
 SHED_LOG_INTERVAL_S = 10.0
@@ -94,6 +106,7 @@ class ShedReason(enum.Enum):
     """Why a new call was refused."""
 
     LOOP_LAG = "loop-lag"
+    RECEIVE_QUEUE = "receive-queue"
     SETUP_LIMIT = "setup-limit"
     RETRANSMISSIONS = "retransmissions"
 
@@ -111,12 +124,15 @@ class OverloadPolicy:
         max_retransmission_share: the share (0 to 1) of retransmissions among
             the requests of the last :data:`TRAFFIC_WINDOW_S` past which new
             INVITEs are refused; 0 turns the check off.
+        max_receive_queue_s: the estimated wait in the SIP socket's receive
+            queue past which new INVITEs are refused; 0 turns the check off.
     """
 
     max_setup_calls: int = 200
     max_loop_lag_s: float = 0.1
     retry_after_s: int = 2
     max_retransmission_share: float = 0.05
+    max_receive_queue_s: float = 0.3
 
 
 class OverloadGuard:
@@ -142,6 +158,11 @@ class OverloadGuard:
         """Requests received in the last :data:`TRAFFIC_WINDOW_S`."""
         self.window_retransmissions = 0
         """Retransmitted requests among them."""
+        self.queue_wait_s = 0.0
+        """The estimated wait in the SIP socket's receive queue, in seconds."""
+        # Cumulative (bytes, datagrams) read, one sample per tick, covering
+        # TRAFFIC_WINDOW_S.
+        self._read: deque[tuple[int, int]] = deque()
         self.admit_share = 1.0
         """The share of new INVITEs taken (below 1 after callers retransmitted)."""
         self._credit = 0.0
@@ -172,6 +193,33 @@ class OverloadGuard:
         self.window_retransmissions = retransmissions - first_retransmissions
         if self.policy.max_retransmission_share > 0:
             self._adjust_admit_share(requests, retransmissions, samples)
+
+    def note_queue(
+        self, queued_bytes: int, bytes_read: int, datagrams_read: int, samples: int
+    ) -> None:
+        """Record the receive queue's size, and what was read from it so far.
+
+        Args:
+            queued_bytes: bytes in the socket's receive queue now, as the
+                kernel counts them (each datagram with its buffer overhead).
+            bytes_read: payload bytes read from the socket so far.
+            datagrams_read: datagrams read from the socket so far.
+            samples: how many samples make up the window (one per tick).
+        """
+        read = self._read
+        read.append((bytes_read, datagrams_read))
+        while len(read) > samples + 1:
+            read.popleft()
+        first_bytes, first_datagrams = read[0]
+        datagrams = datagrams_read - first_datagrams
+        if datagrams <= 0:
+            # Nothing read in the window: no rate to divide by. A queue then
+            # is a stalled router, which the loop's lag shows.
+            self.queue_wait_s = 0.0
+            return
+        size = (bytes_read - first_bytes) / datagrams + DATAGRAM_OVERHEAD
+        rate = datagrams / TRAFFIC_WINDOW_S
+        self.queue_wait_s = queued_bytes / size / rate
 
     def _adjust_admit_share(
         self, requests: int, retransmissions: int, samples: int
@@ -232,6 +280,9 @@ class OverloadGuard:
         limit = self.policy.max_loop_lag_s
         if limit > 0 and self.current_lag(now) > limit:
             return ShedReason.LOOP_LAG
+        queue_limit = self.policy.max_receive_queue_s
+        if queue_limit > 0 and self.queue_wait_s > queue_limit:
+            return ShedReason.RECEIVE_QUEUE
         if self.admit_share < 1.0:
             # Take admit_share of the new INVITEs, evenly spread.
             credit = self._credit + self.admit_share
@@ -269,6 +320,9 @@ class LoopLagMonitor:
         traffic: returns the cumulative counts of requests and of retransmitted
             requests received, sampled on every tick for the retransmission
             check; ``None`` leaves that check without data.
+        queue: returns the bytes in the SIP socket's receive queue, and the
+            bytes and datagrams read from it so far, sampled on every tick;
+            ``None`` leaves the receive-queue check without data.
     """
 
     def __init__(
@@ -276,10 +330,12 @@ class LoopLagMonitor:
         guard: OverloadGuard,
         tick_s: float = TICK_S,
         traffic: Callable[[], tuple[int, int]] | None = None,
+        queue: Callable[[], tuple[int, int, int]] | None = None,
     ) -> None:
         self.guard = guard
         self.tick_s = tick_s
         self._traffic = traffic
+        self._queue = queue
         self._samples = max(1, round(TRAFFIC_WINDOW_S / tick_s))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -316,3 +372,5 @@ class LoopLagMonitor:
         self.guard.tick(due, now, self._due)
         if self._traffic is not None:
             self.guard.note_traffic(*self._traffic(), self._samples)
+        if self._queue is not None:
+            self.guard.note_queue(*self._queue(), self._samples)

@@ -117,7 +117,9 @@ class SipRouter:
         # Shown from the start, so a dashboard sees 0 rather than no series.
         self.counters["calls_shed"] = 0
         self.overload = OverloadGuard(config.overload)
-        self._lag_monitor = LoopLagMonitor(self.overload, traffic=self._traffic)
+        self._lag_monitor = LoopLagMonitor(
+            self.overload, traffic=self._traffic, queue=self._receive_queue
+        )
         self._shed_report = ShedReport()
         # The INVITE transactions (by id) of calls still in set-up: routing or
         # ringing. A call leaves the set when it is answered or ends.
@@ -311,6 +313,15 @@ class SipRouter:
         layer = self.layer
         return layer.requests_received, layer.retransmissions_received
 
+    def _receive_queue(self) -> tuple[int, int, int]:
+        """Bytes queued on the SIP UDP socket; bytes and datagrams read so far."""
+        transports = self.transports
+        return (
+            transports.udp_queue_bytes(),
+            transports.udp_bytes_received,
+            transports.udp_datagrams_received,
+        )
+
     def _shed(self, transaction: ServerTransaction, reason: ShedReason) -> None:
         """Refuse a new INVITE because the router is overloaded (router.overload)."""
         self.overload.shed += 1
@@ -327,6 +338,8 @@ class SipRouter:
                 count=count,
                 setting_up=len(self._setting_up),
                 loop_lag_ms=round(self.overload.current_lag(now) * 1000, 1),
+                receive_queue_ms=round(self.overload.queue_wait_s * 1000, 1),
+                admit_percent=round(self.overload.admit_share * 100, 1),
                 retransmissions=self.overload.window_retransmissions,
                 requests=self.overload.window_requests,
                 sip_call_id=transaction.request.call_id,

@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         "the last second past which new INVITEs are answered 503 with "
         "Retry-After; 0 turns the check off.",
     )
+    overload_max_receive_queue_ms: float = Field(
+        300.0,
+        ge=0,
+        le=60_000,
+        description="Estimated wait, in milliseconds, of requests in the SIP socket's "
+        "receive queue past which new INVITEs are answered 503 with Retry-After; "
+        "0 turns the check off.",
+    )
     overload_retry_after_s: int = Field(
         2,
         ge=1,

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import ipaddress
 import socket
+import struct
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, cast
@@ -99,13 +100,22 @@ def stamp_top_via(request: Request, peer: Peer) -> None:
             request.headers.add("Via", value)
 
 
+# Linux's SO_MEMINFO (socket(7)): nine 32-bit counters, the receive queue's
+# memory first.
+_SO_MEMINFO = 55
+_MEMINFO_SIZE = 9 * 4
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransports) -> None:
         self.owner = owner
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
         host, port = str(addr[0]), int(addr[1])
-        self.owner.message_received(data, Peer("UDP", host, port))
+        owner = self.owner
+        owner.udp_bytes_received += len(data)
+        owner.udp_datagrams_received += 1
+        owner.message_received(data, Peer("UDP", host, port))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable after we sent to a gone peer: nothing to do.
@@ -189,6 +199,10 @@ class SipTransports:
         self.on_message = on_message
         self.limits = limits or TransportLimits()
         self.udp: asyncio.DatagramTransport | None = None
+        self.udp_bytes_received = 0
+        """Bytes of SIP datagrams read so far."""
+        self.udp_datagrams_received = 0
+        """SIP datagrams read so far."""
         self.tcp_server: asyncio.Server | None = None
         self.connections: set[_TcpConnection] = set()
         self._by_address: dict[tuple[str, int], _TcpConnection] = {}
@@ -217,6 +231,23 @@ class SipTransports:
                 if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
+
+    def udp_queue_bytes(self) -> int:
+        """Bytes waiting in the kernel's receive queue of the SIP UDP socket.
+
+        The kernel's own accounting (``SO_MEMINFO``, Linux): each datagram
+        counts with its buffer overhead, so this is more than the payloads.
+        0 where the platform does not tell, or without a UDP socket.
+        """
+        if self.udp is None:
+            return 0
+        sock = self.udp.get_extra_info("socket")
+        try:
+            info = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO_SIZE)
+        except (OSError, AttributeError):
+            return 0
+        queued: int = struct.unpack_from("I", info)[0]  # SK_MEMINFO_RMEM_ALLOC
+        return queued
 
     async def _bind(self, host: str, port: int, *, udp: bool, tcp: bool) -> int:
         loop = asyncio.get_running_loop()

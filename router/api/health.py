@@ -41,6 +41,8 @@ def router_status(sip: SipRouter | None) -> dict[str, int]:
         "active_calls": sip.active_calls,
         "setting_up_calls": sip.setting_up_calls,
         "loop_lag_ms": round(sip.overload.lag_s * 1000),
+        "sip_receive_queue_ms": round(sip.overload.queue_wait_s * 1000),
+        "overload_admit_percent": round(sip.overload.admit_share * 100),
         "sip_requests_last_second": sip.overload.window_requests,
         "sip_retransmissions_last_second": sip.overload.window_retransmissions,
         "rtp_ports_in_use": sip.port_pool.in_use,

@@ -7,6 +7,7 @@ import itertools
 
 from router.overload import (
     ADMIT_DECREASE,
+    DATAGRAM_OVERHEAD,
     MIN_ADMIT_SHARE,
     MIN_RETRANSMISSIONS,
     LoopLagMonitor,
@@ -206,3 +207,35 @@ def test_the_share_grows_back_once_callers_stop_retransmitting() -> None:
     _traffic(guard, [(450 + n, 40) for n in range(1, 101)])
     assert guard.admit_share == 1.0
     assert all(guard.check(now=0.0, setting_up=0) is None for _ in range(20))
+
+
+def _queue(guard: OverloadGuard, samples: list[tuple[int, int, int]]) -> None:
+    for queued, read_bytes, read_datagrams in samples:
+        guard.note_queue(queued, read_bytes, read_datagrams, samples=50)
+
+
+def test_the_receive_queue_wait_is_its_datagrams_over_the_rate_they_are_read() -> None:
+    guard = OverloadGuard(POLICY)  # 300 ms by default
+    size = 500 + DATAGRAM_OVERHEAD
+    # 1,000 datagrams of 500 bytes read in the last second; 200 queued: 200 ms.
+    _queue(guard, [(0, 0, 0), (200 * size, 500_000, 1000)])
+    assert abs(guard.queue_wait_s - 0.2) < 1e-9
+    assert guard.check(now=0.0, setting_up=0) is None
+
+    # 400 queued at that rate: 400 ms, and new calls are shed until it drains.
+    _queue(guard, [(400 * size, 500_500, 1001)])
+    assert guard.check(now=0.0, setting_up=0) is ShedReason.RECEIVE_QUEUE
+    _queue(guard, [(10 * size, 501_000, 1002)])
+    assert guard.check(now=0.0, setting_up=0) is None
+
+
+def test_a_queue_with_nothing_read_is_left_to_the_lag_check() -> None:
+    guard = OverloadGuard(POLICY)
+    _queue(guard, [(0, 0, 0), (10**6, 0, 0)])
+    assert guard.queue_wait_s == 0.0
+
+
+def test_a_queue_limit_of_zero_turns_the_check_off() -> None:
+    guard = OverloadGuard(OverloadPolicy(max_receive_queue_s=0.0))
+    _queue(guard, [(0, 0, 0), (10**7, 500, 1)])
+    assert guard.check(now=0.0, setting_up=0) is None
