@@ -34,8 +34,8 @@ Four signals say "overloaded", any one enough:
 The first three are shed outright. Retransmissions are a late sign (they tell of
 answers that took 500 ms), and refusing every new call for as long as they
 last left the core idle and answered about 60 % of what it could. So they set
-the share of new INVITEs taken instead (RFC 7415's loss-based scheme): it drops
-by a quarter at once, then again every half second while callers still
+the share of new INVITEs taken instead (RFC 7415's loss-based scheme): it is
+halved at once, then again every half second while callers still
 retransmit, and grows back by :data:`ADMIT_RECOVERY_PER_S` once they stop.
 The target the share hunts for is the router's capacity: cut below it, the
 backlog drains and callers stop retransmitting; grown past it, they start
@@ -89,12 +89,16 @@ MIN_RETRANSMISSIONS = 20
 ADMIT_DECREASE = 0.5
 MIN_ADMIT_SHARE = 0.05
 # Once callers stop retransmitting, the share grows back by this much a second
-# (from half to all in one second).
+# (from half to all in two seconds).
 ADMIT_RECOVERY_PER_S = 0.25
 
 # What the kernel counts for a queued datagram beyond its payload (its buffer
-# head and shared info, aligned): about 780 bytes on 64-bit Linux, measured as
-# 1,280 bytes queued for each 500-byte datagram.
+# head and shared info, aligned): about 780 bytes on 64-bit Linux, measured on
+# loopback as 1,280 bytes queued for each 500-byte datagram. Limitations: a
+# network card's driver may charge more per datagram, and while a backlog
+# drains Linux frees the memory of datagrams already read in batches (a
+# quarter of the receive buffer at a time), so the estimate errs high, and
+# sheds early, rather than late.
 DATAGRAM_OVERHEAD = 780
 
 # At most one log line about shed calls this often, however many are shed: a
@@ -160,9 +164,9 @@ class OverloadGuard:
         """Retransmitted requests among them."""
         self.queue_wait_s = 0.0
         """The estimated wait in the SIP socket's receive queue, in seconds."""
-        # Cumulative (bytes, datagrams) read, one sample per tick, covering
-        # TRAFFIC_WINDOW_S.
-        self._read: deque[tuple[int, int]] = deque()
+        # (time, cumulative bytes, cumulative datagrams) read, one sample per
+        # tick, covering TRAFFIC_WINDOW_S.
+        self._read: deque[tuple[float, int, int]] = deque()
         self.admit_share = 1.0
         """The share of new INVITEs taken (below 1 after callers retransmitted)."""
         self._credit = 0.0
@@ -195,11 +199,17 @@ class OverloadGuard:
             self._adjust_admit_share(requests, retransmissions, samples)
 
     def note_queue(
-        self, queued_bytes: int, bytes_read: int, datagrams_read: int, samples: int
+        self,
+        now: float,
+        queued_bytes: int,
+        bytes_read: int,
+        datagrams_read: int,
+        samples: int,
     ) -> None:
         """Record the receive queue's size, and what was read from it so far.
 
         Args:
+            now: the clock, when the counts were read.
             queued_bytes: bytes in the socket's receive queue now, as the
                 kernel counts them (each datagram with its buffer overhead).
             bytes_read: payload bytes read from the socket so far.
@@ -207,19 +217,21 @@ class OverloadGuard:
             samples: how many samples make up the window (one per tick).
         """
         read = self._read
-        read.append((bytes_read, datagrams_read))
+        read.append((now, bytes_read, datagrams_read))
         while len(read) > samples + 1:
             read.popleft()
-        first_bytes, first_datagrams = read[0]
+        first_time, first_bytes, first_datagrams = read[0]
         datagrams = datagrams_read - first_datagrams
-        if datagrams <= 0:
-            # Nothing read in the window: no rate to divide by. A queue then
-            # is a stalled router, which the loop's lag shows.
+        # The rate over the time the samples really span: less than the
+        # window just after start, more when ticks run late.
+        elapsed = now - first_time
+        if datagrams <= 0 or elapsed <= 0:
+            # Nothing read yet: no rate to divide by. A queue then is a
+            # stalled router, which the loop's lag shows.
             self.queue_wait_s = 0.0
             return
         size = (bytes_read - first_bytes) / datagrams + DATAGRAM_OVERHEAD
-        rate = datagrams / TRAFFIC_WINDOW_S
-        self.queue_wait_s = queued_bytes / size / rate
+        self.queue_wait_s = queued_bytes / size / (datagrams / elapsed)
 
     def _adjust_admit_share(
         self, requests: int, retransmissions: int, samples: int
@@ -344,10 +356,13 @@ class LoopLagMonitor:
     def start(self) -> None:
         """Start sampling on the running loop."""
         self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
         if self._traffic is not None:
             # The window counts from here, not from whatever came before.
             self.guard.note_traffic(*self._traffic(), self._samples)
-        self._schedule(self._loop.time())
+        if self._queue is not None:
+            self.guard.note_queue(now, *self._queue(), self._samples)
+        self._schedule(now)
 
     def stop(self) -> None:
         """Stop sampling."""
@@ -373,4 +388,4 @@ class LoopLagMonitor:
         if self._traffic is not None:
             self.guard.note_traffic(*self._traffic(), self._samples)
         if self._queue is not None:
-            self.guard.note_queue(*self._queue(), self._samples)
+            self.guard.note_queue(now, *self._queue(), self._samples)

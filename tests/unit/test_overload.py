@@ -209,33 +209,48 @@ def test_the_share_grows_back_once_callers_stop_retransmitting() -> None:
     assert all(guard.check(now=0.0, setting_up=0) is None for _ in range(20))
 
 
-def _queue(guard: OverloadGuard, samples: list[tuple[int, int, int]]) -> None:
-    for queued, read_bytes, read_datagrams in samples:
-        guard.note_queue(queued, read_bytes, read_datagrams, samples=50)
+def _queue(guard: OverloadGuard, samples: list[tuple[float, int, int, int]]) -> None:
+    for now, queued, read_bytes, read_datagrams in samples:
+        guard.note_queue(now, queued, read_bytes, read_datagrams, samples=50)
 
 
 def test_the_receive_queue_wait_is_its_datagrams_over_the_rate_they_are_read() -> None:
     guard = OverloadGuard(POLICY)  # 300 ms by default
     size = 500 + DATAGRAM_OVERHEAD
     # 1,000 datagrams of 500 bytes read in the last second; 200 queued: 200 ms.
-    _queue(guard, [(0, 0, 0), (200 * size, 500_000, 1000)])
+    _queue(guard, [(0.0, 0, 0, 0), (1.0, 200 * size, 500_000, 1000)])
     assert abs(guard.queue_wait_s - 0.2) < 1e-9
-    assert guard.check(now=0.0, setting_up=0) is None
+    assert guard.check(now=1.0, setting_up=0) is None
 
     # 400 queued at that rate: 400 ms, and new calls are shed until it drains.
-    _queue(guard, [(400 * size, 500_500, 1001)])
-    assert guard.check(now=0.0, setting_up=0) is ShedReason.RECEIVE_QUEUE
-    _queue(guard, [(10 * size, 501_000, 1002)])
-    assert guard.check(now=0.0, setting_up=0) is None
+    _queue(guard, [(1.02, 400 * size, 510_000, 1020)])
+    assert guard.check(now=1.02, setting_up=0) is ShedReason.RECEIVE_QUEUE
+    _queue(guard, [(1.04, 10 * size, 520_000, 1040)])
+    assert guard.check(now=1.04, setting_up=0) is None
+
+
+def test_the_rate_is_over_the_time_the_samples_span_not_the_window() -> None:
+    # Just after start two ticks cover 40 ms; ticks running late spread the
+    # window's samples over more than a second. Either way the rate is the
+    # datagrams read over the time they took.
+    guard = OverloadGuard(POLICY)
+    size = 500 + DATAGRAM_OVERHEAD
+    _queue(guard, [(0.0, 0, 0, 0), (0.02, 0, 6000, 12), (0.04, 60 * size, 12000, 24)])
+    assert abs(guard.queue_wait_s - 0.1) < 1e-9  # 60 queued at 600 a second
+
+    late = OverloadGuard(POLICY)
+    _queue(late, [(0.06 * n, 360 * size, 18_000 * n, 36 * n) for n in range(60)])
+    assert abs(late.queue_wait_s - 0.6) < 1e-9  # 360 queued at 600 a second
+    assert late.check(now=3.6, setting_up=0) is ShedReason.RECEIVE_QUEUE
 
 
 def test_a_queue_with_nothing_read_is_left_to_the_lag_check() -> None:
     guard = OverloadGuard(POLICY)
-    _queue(guard, [(0, 0, 0), (10**6, 0, 0)])
+    _queue(guard, [(0.0, 0, 0, 0), (1.0, 10**6, 0, 0)])
     assert guard.queue_wait_s == 0.0
 
 
 def test_a_queue_limit_of_zero_turns_the_check_off() -> None:
     guard = OverloadGuard(OverloadPolicy(max_receive_queue_s=0.0))
-    _queue(guard, [(0, 0, 0), (10**7, 500, 1)])
-    assert guard.check(now=0.0, setting_up=0) is None
+    _queue(guard, [(0.0, 0, 0, 0), (1.0, 10**7, 500, 1)])
+    assert guard.check(now=1.0, setting_up=0) is None
