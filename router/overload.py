@@ -242,16 +242,17 @@ class OverloadGuard:
         # does not cut the share again.
         self._since_look += 1
         if self.admit_share == 1.0:
-            if self._retransmitting():
+            if self._too_many(
+                self.window_requests, self.window_retransmissions, MIN_RETRANSMISSIONS
+            ):
                 self._cut(requests, retransmissions)
             return
         if self._since_look >= max(1, samples // 2):
             looked_requests, looked_retransmissions = self._looked_at
-            fresh = retransmissions - looked_retransmissions
-            self._calm = not (
-                fresh >= MIN_RETRANSMISSIONS // 2
-                and fresh
-                > self.policy.max_retransmission_share * (requests - looked_requests)
+            self._calm = not self._too_many(
+                requests - looked_requests,
+                retransmissions - looked_retransmissions,
+                MIN_RETRANSMISSIONS // 2,
             )
             if not self._calm:
                 self._cut(requests, retransmissions)
@@ -266,13 +267,12 @@ class OverloadGuard:
         self._since_look, self._looked_at = 0, (requests, retransmissions)
         self._calm = False
 
-    def _retransmitting(self) -> bool:
-        share = self.policy.max_retransmission_share
-        retransmissions = self.window_retransmissions
+    def _too_many(self, requests: int, retransmissions: int, minimum: int) -> bool:
+        # Retransmissions past the policy's share of the requests, and at least
+        # ``minimum`` of them: a lossy path retransmits now and then at any load.
         return (
-            share > 0
-            and retransmissions >= MIN_RETRANSMISSIONS
-            and retransmissions > share * self.window_requests
+            retransmissions >= minimum
+            and retransmissions > self.policy.max_retransmission_share * requests
         )
 
     def current_lag(self, now: float) -> float:

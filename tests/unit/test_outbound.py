@@ -259,15 +259,26 @@ def test_an_echo_with_jitter_inside_the_tolerance_goes_out_on_arrival():
     check_schedule_rules(sim.sent, sim.start)
 
 
+def echo_with_a_late_frame(
+    phase: float, late_by: float
+) -> tuple[Simulation, list, list[float]]:
+    """An echo of 40 frames from ``phase``, its 21st late by ``late_by``.
+
+    Returns the simulation, the arrivals and each frame's latency.
+    """
+    sim = Simulation()
+    arrivals = echo(phase, 40)
+    arrivals[20] = (arrivals[20][0] + late_by, arrivals[20][1])
+    sim.feed(arrivals, until=1.5)
+    latencies = [s.time - at for s, (at, _) in zip(sim.voice, arrivals, strict=True)]
+    return sim, arrivals, latencies
+
+
 def test_an_echo_frame_too_late_for_its_slot_leaves_no_standing_wait():
     # The echo runs on the grid; one frame comes 12 ms late, after silence
     # took its slot. The old grid kept every later frame waiting ~18 ms for
     # the rest of the talkspurt; now the grid wins the period back.
-    sim = Simulation()
-    arrivals = echo(0.1, 40)
-    arrivals[20] = (arrivals[20][0] + 0.012, arrivals[20][1])
-
-    sim.feed(arrivals, until=1.5)
+    sim, arrivals, latencies = echo_with_a_late_frame(0.1, 0.012)
 
     assert [s.packet.payload for s in sim.voice] == [voice(n) for n in range(40)]
     silence_inside = [
@@ -276,7 +287,6 @@ def test_an_echo_frame_too_late_for_its_slot_leaves_no_standing_wait():
         if arrivals[19][0] < s.time < arrivals[21][0] and not s.is_voice
     ]
     assert len(silence_inside) == 1
-    latencies = [s.time - at for s, (at, _) in zip(sim.voice, arrivals, strict=True)]
     assert max(latencies[:20]) < EPS
     assert max(latencies[24:]) < EPS
     assert sim.stream.lead <= MAX_LEAD + EPS
@@ -287,15 +297,10 @@ def test_an_echo_frame_late_within_the_lead_takes_its_slot_without_silence():
     # Locked on at 8 ms after the silence grid, the stream holds about 12 ms
     # of lead: silence waits that out, so a frame 12 ms late still takes its
     # slot, and the grid returns to the echo at once.
-    sim = Simulation()
-    arrivals = echo(0.108, 40)
-    arrivals[20] = (arrivals[20][0] + 0.012, arrivals[20][1])
-
-    sim.feed(arrivals, until=1.5)
+    sim, arrivals, latencies = echo_with_a_late_frame(0.108, 0.012)
 
     talkspurt = [s for s in sim.sent if arrivals[0][0] <= s.time <= arrivals[-1][0]]
     assert all(s.is_voice for s in talkspurt)
-    latencies = [s.time - at for s, (at, _) in zip(sim.voice, arrivals, strict=True)]
     assert latencies[20] < EPS  # late, but sent on arrival
     # The next one came 8 ms after it: it waits for the spacing, no more.
     assert latencies[21] <= MIN_SPACING - 0.008 + EPS
