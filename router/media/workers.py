@@ -12,18 +12,15 @@ back events (runner closed, RTP inactive, digits, counters at close).
 loaded one and restarts a worker that dies; the calls it carried end with a
 BYE, through the normal path (their bridges report the runner stream lost).
 :class:`RemoteBridge` is the call's side of a bridge in a worker: a
-:class:`~router.media.bridge.MediaBridge` like the in-process one.
+:class:`~router.media.bridge.MediaBridge` like the in-process one. The
+control channel to one worker process is :mod:`router.media.worker_link`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import socket
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -32,11 +29,8 @@ from ..runner.client import RunnerUnavailable, StreamStart
 from ..sip.sdp import NegotiatedAudio
 from .bridge import BridgeEvents, MediaUnavailable
 from .control import (
-    ControlError,
     Message,
     audio_to_wire,
-    encode_message,
-    read_message,
     start_to_wire,
     stats_from_wire,
 )
@@ -44,6 +38,7 @@ from .errors import MediaError, PortsExhausted
 from .ports import RtpPortPool
 from .stats import MediaStats
 from .worker import SHUTDOWN_CLOSE_TIMEOUT, WorkerOptions
+from .worker_link import WORKER_START_TIMEOUT, WorkerLink
 
 __all__ = [
     "CONTROL_MARGIN",
@@ -55,19 +50,12 @@ __all__ = [
     "split_port_range",
 ]
 
-# Seconds a worker may take from exec to its ``ready``: an interpreter start
-# and the media imports take well under one second on an idle machine; a
-# loaded one gets ten times that.
-WORKER_START_TIMEOUT = 10.0
 # Seconds added to a request's own deadline for the round trip through the
 # worker, so that the worker's answer (with its reason) usually wins the race.
 CONTROL_MARGIN = 1.0
 # Seconds a close may take: the worker hangs up the runner (stop flush and
 # closing handshake, see router.runner.client) before it answers.
 CLOSE_REPLY_TIMEOUT = SHUTDOWN_CLOSE_TIMEOUT + CONTROL_MARGIN
-# Seconds a worker gets to exit after ``shutdown``, then after SIGTERM.
-STOP_GRACE = SHUTDOWN_CLOSE_TIMEOUT + 2.0
-KILL_GRACE = 2.0
 # A worker that dies within MIN_UPTIME of its start is restarted after a delay
 # that doubles each time up to MAX_RESTART_DELAY, so a worker that cannot run
 # does not spin; one that ran for a while is restarted at once.
@@ -130,7 +118,7 @@ class RemoteBridge:
 
     def __init__(self, pool: WorkerPool, events: BridgeEvents, bridge_id: int) -> None:
         self.bridge_id = bridge_id
-        self.worker: _Worker | None = None
+        self.worker: WorkerLink | None = None
         self.local_port = 0
         self._pool = pool
         self._events = events
@@ -265,7 +253,7 @@ class RemoteBridge:
         if not self._closed and self._runner_ready:
             self._events.on_runner_closed("media worker lost")
 
-    def _attach(self, worker: _Worker) -> None:
+    def _attach(self, worker: WorkerLink) -> None:
         self.worker = worker
         worker.bridges[self.bridge_id] = self
 
@@ -274,7 +262,7 @@ class RemoteBridge:
             self.worker.release(self.bridge_id)
         self.worker = None
 
-    def _opened(self, worker: _Worker, reply: Message) -> int:
+    def _opened(self, worker: WorkerLink, reply: Message) -> int:
         port = reply.get("port")
         if not isinstance(port, int):
             raise MediaError(
@@ -287,214 +275,6 @@ class RemoteBridge:
     def __repr__(self) -> str:
         where = f"worker={self.worker.index}" if self.worker is not None else "unopened"
         return f"RemoteBridge({self.bridge_id}, {where}, port={self.local_port})"
-
-
-class _Worker:
-    """One worker process and its control socket, seen from the router."""
-
-    def __init__(
-        self, options: WorkerOptions, on_lost: Callable[[_Worker], None]
-    ) -> None:
-        self.options = options
-        self.index = options.index
-        self.pid = 0
-        self.alive = False
-        self.started_at = 0.0
-        self.bridges: dict[int, RemoteBridge] = {}
-        self.port_holders: set[int] = set()
-        self._on_lost = on_lost
-        self._process: asyncio.subprocess.Process | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[Message]] = {}
-        self._requests = itertools.count(1)
-
-    async def start(self) -> None:
-        """Start the process and wait for its ``ready``.
-
-        Raises:
-            MediaUnavailable: it did not start, or not within the timeout.
-        """
-        ours, theirs = socket.socketpair()
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "router.media.worker",
-                *self.options.to_argv(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-        except OSError as error:
-            ours.close()
-            raise MediaUnavailable(f"cannot start media worker: {error}") from None
-        finally:
-            theirs.close()
-        self.pid = self._process.pid
-        try:
-            await self._handshake(ours)
-        except BaseException:
-            if self._writer is not None:
-                self._writer.close()
-            else:
-                ours.close()
-            await self._kill()
-            raise
-
-    async def _handshake(self, sock: socket.socket) -> None:
-        reader, self._writer = await asyncio.open_unix_connection(sock=sock)
-        try:
-            async with asyncio.timeout(WORKER_START_TIMEOUT):
-                hello = await read_message(reader)
-        except (TimeoutError, asyncio.IncompleteReadError, ControlError):
-            raise MediaUnavailable(
-                f"media worker {self.index} (pid {self.pid}) did not start"
-            ) from None
-        if hello.get("ev") != "ready":
-            raise MediaUnavailable(f"media worker {self.index} said {hello!r} first")
-        self.alive = True
-        self.started_at = time.monotonic()
-        loop = asyncio.get_running_loop()
-        self._reader_task = loop.create_task(self._read_events(reader))
-
-    # -- requests --------------------------------------------------------------
-
-    def send(self, message: Message) -> None:
-        """Send a message that gets no answer."""
-        if self.alive and self._writer is not None:
-            self._writer.write(encode_message(message))
-
-    async def request(self, message: Message) -> Message:
-        """Send a request and return its successful reply.
-
-        Raises:
-            MediaUnavailable: the worker is gone, or died before answering.
-            PortsExhausted, RunnerUnavailable, MediaError: the worker's answer.
-        """
-        if not self.alive:
-            raise MediaUnavailable(f"media worker {self.index} is not running")
-        number = next(self._requests)
-        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._pending[number] = reply
-        try:
-            self.send({**message, "req": number})
-            return _check_reply(await reply)
-        finally:
-            self._pending.pop(number, None)
-
-    def release(self, bridge_id: int) -> None:
-        """Forget a bridge that has closed (its port is free again)."""
-        self.bridges.pop(bridge_id, None)
-        self.port_holders.discard(bridge_id)
-
-    async def status(self) -> Message:
-        """The worker's own figures: its bridges, ports in use and pid."""
-        return await self.request({"op": "status"})
-
-    # -- events ----------------------------------------------------------------
-
-    async def _read_events(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                self._dispatch(await read_message(reader))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the worker exited (or was killed)
-        except ControlError as error:
-            _log.error(
-                "media_worker_protocol_error", worker=self.index, reason=str(error)
-            )
-        self._lost()
-
-    def _dispatch(self, message: Message) -> None:
-        # Ids are ints on the wire; anything else matches nothing (-1).
-        if message.get("ev") == "reply":
-            reply = self._pending.get(_int_field(message, "req"))
-            if reply is not None and not reply.done():
-                reply.set_result(message)
-            return
-        bridge = self.bridges.get(_int_field(message, "bridge"))
-        if bridge is None:
-            return  # an event of a bridge that has closed meanwhile
-        try:
-            bridge.on_event(message)
-        except Exception:
-            _log.exception(
-                "media_event_failed", worker=self.index, event=message.get("ev")
-            )
-
-    def _lost(self) -> None:
-        """The control socket closed: fail what waits, tell the calls, tell the pool."""
-        self.alive = False
-        lost = MediaUnavailable(f"media worker {self.index} (pid {self.pid}) exited")
-        for reply in self._pending.values():
-            if not reply.done():
-                reply.set_exception(lost)
-        bridges = list(self.bridges.values())
-        self.port_holders.clear()
-        self._on_lost(self)
-        for bridge in bridges:
-            try:
-                bridge.on_worker_lost()
-            except Exception:
-                _log.exception("media_event_failed", worker=self.index, event="lost")
-
-    # -- the process -----------------------------------------------------------
-
-    async def wait(self) -> int | None:
-        """Wait for the process to exit (reaping it); return its exit status."""
-        if self._process is None:
-            return None
-        return await self._process.wait()
-
-    async def stop(self) -> None:
-        """Ask the worker to hang up its calls and exit; kill it if it lingers."""
-        self.send({"op": "shutdown"})
-        if self._process is not None:
-            try:
-                async with asyncio.timeout(STOP_GRACE):
-                    await self._process.wait()
-            except TimeoutError:
-                _log.warning(
-                    "media_worker_stop_timeout", worker=self.index, pid=self.pid
-                )
-            await self._kill()
-        if self._reader_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
-        if self._writer is not None:
-            self._writer.close()
-
-    async def _kill(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            async with asyncio.timeout(KILL_GRACE):
-                await process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-
-
-def _int_field(message: Message, name: str) -> int:
-    value = message.get(name)
-    return value if isinstance(value, int) else -1
-
-
-def _check_reply(reply: Message) -> Message:
-    """Raise the error a worker's reply carries; return the reply if it has none."""
-    kind = reply.get("error")
-    if kind is None:
-        return reply
-    reason = str(reply.get("reason"))
-    if kind == "ports":
-        raise PortsExhausted(reason)
-    if kind == "runner":
-        raise RunnerUnavailable(reason)
-    raise MediaError(f"media worker: {reason}")
 
 
 class _PoolPorts:
@@ -540,7 +320,7 @@ class WorkerPool:
             )
             for index, ports in enumerate(ranges)
         ]
-        self._slots: list[_Worker | None] = [None] * config.workers
+        self._slots: list[WorkerLink | None] = [None] * config.workers
         self._bridge_ids = itertools.count(1)
         self._restarting: set[asyncio.Task[None]] = set()
         self._delays = [0.0] * config.workers
@@ -552,7 +332,7 @@ class WorkerPool:
         """RTP ports in use across the workers (as far as the router knows)."""
 
     @property
-    def workers(self) -> list[_Worker]:
+    def workers(self) -> list[WorkerLink]:
         """The workers running now, by index."""
         return [worker for worker in self._slots if worker is not None and worker.alive]
 
@@ -591,7 +371,7 @@ class WorkerPool:
         """A new bridge for a call; it picks its worker when it opens."""
         return RemoteBridge(self, events, next(self._bridge_ids))
 
-    def workers_by_load(self) -> list[_Worker]:
+    def workers_by_load(self) -> list[WorkerLink]:
         """Running workers, the one carrying fewest bridges first."""
         return sorted(self.workers, key=lambda worker: len(worker.bridges))
 
@@ -602,7 +382,7 @@ class WorkerPool:
     # -- life and death of workers ---------------------------------------------
 
     async def _spawn(self, index: int) -> None:
-        worker = _Worker(self._options[index], on_lost=self._worker_lost)
+        worker = WorkerLink(self._options[index], on_lost=self._worker_lost)
         await worker.start()
         self._slots[index] = worker
         low, high = self._options[index].rtp_ports
@@ -610,14 +390,14 @@ class WorkerPool:
             "media_worker_ready", worker=index, pid=worker.pid, ports=f"{low}-{high}"
         )
 
-    def _worker_lost(self, worker: _Worker) -> None:
+    def _worker_lost(self, worker: WorkerLink) -> None:
         if self._slots[worker.index] is worker and not self._stopping:
             self._slots[worker.index] = None
             task = asyncio.get_running_loop().create_task(self._restart(worker))
             self._restarting.add(task)
             task.add_done_callback(self._restarting.discard)
 
-    async def _restart(self, dead: _Worker) -> None:
+    async def _restart(self, dead: WorkerLink) -> None:
         status = await dead.wait()
         uptime = time.monotonic() - dead.started_at
         _log.warning(
