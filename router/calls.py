@@ -304,9 +304,12 @@ class Call:
         ]
 
     def _provisional(self, status: int) -> None:
-        response = make_response(self.invite.request, status, to_tag=self.local_tag)
-        response.headers.add(
-            "Contact", self.signalling.contact_header(self.invite.peer.transport)
+        contact = self.signalling.contact_header(self.invite.peer.transport)
+        response = make_response(
+            self.invite.request,
+            status,
+            to_tag=self.local_tag,
+            headers=[("Contact", contact)],
         )
         self.signalling.respond(self.invite, response)
 

@@ -206,7 +206,8 @@ class LocalBridge:
             connect_timeout=timeout,
         )
         try:
-            await asyncio.wait_for(self.runner.open(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.runner.open()
         except TimeoutError:
             raise RunnerUnavailable(f"timed out after {timeout:g}s") from None
 

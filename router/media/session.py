@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 import socket
 from typing import Protocol
@@ -126,7 +127,10 @@ class MediaSession:
             raise ValueError(
                 f"inactivity_timeout must be positive, not {inactivity_timeout}"
             )
-        self._bind_address = ipaddress.ip_address(bind_host)
+        bind_address = _ip_address(bind_host)
+        if bind_address is None:
+            raise ValueError(f"bind_host {bind_host!r} is not an IP address")
+        self._bind_address = bind_address
         self._pool = pool
         self._events = events
         self._inactivity_timeout = inactivity_timeout
@@ -264,9 +268,8 @@ class MediaSession:
         self._inactivity_reported = False
 
     def _target_from_sdp(self, audio: NegotiatedAudio) -> Address | None:
-        try:
-            address = ipaddress.ip_address(audio.remote_address)
-        except ValueError:
+        address = _ip_address(audio.remote_address)
+        if address is None:
             # Limitation: a host name in c= is not resolved (that would block the
             # loop); audio goes out once the caller's first packet is latched.
             return None
@@ -473,7 +476,18 @@ def _remote(audio: NegotiatedAudio) -> tuple[str, int]:
 
 
 def _is_unspecified(address: str) -> bool:
+    parsed = _ip_address(address)
+    return parsed is not None and parsed.is_unspecified
+
+
+@functools.lru_cache(maxsize=1024)
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Return ``text`` as an IP address, or None when it is not one.
+
+    Cached: every call's bind and SDP addresses come through here several
+    times, and callers' addresses repeat from call to call.
+    """
     try:
-        return ipaddress.ip_address(address).is_unspecified
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None

@@ -412,7 +412,8 @@ class RunnerSession:
         # covers the transport's own teardown.
         conn.close()
         try:
-            await asyncio.wait_for(conn.wait_lost(), CLOSE_TIMEOUT + 1.0)
+            async with asyncio.timeout(CLOSE_TIMEOUT + 1.0):
+                await conn.wait_lost()
         except TimeoutError:
             conn.abort()
 

@@ -290,6 +290,9 @@ def _check_field(name: str, value: str) -> None:
         raise ValueError(f"header {name} value contains a line break or NUL")
 
 
+_MISSING = object()
+
+
 class Headers:
     """Case-insensitive, order-preserving, multi-valued SIP header fields.
 
@@ -400,6 +403,17 @@ class Headers:
             value = parse(self)
             self._memo[key] = value
             return value
+
+    def adopt(self, source: Headers, key: str) -> None:
+        """Reuse ``source``'s decoded value under ``key``, if it has one.
+
+        Only for headers whose fields that value was decoded from were copied
+        from ``source`` unchanged: a response's Via is its request's, and
+        sending each response would otherwise decode it again.
+        """
+        value = source._memo.get(key, _MISSING)
+        if value is not _MISSING:
+            self._memo[key] = value
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and header_key(name) in self._by_key()

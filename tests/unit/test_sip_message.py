@@ -1286,3 +1286,37 @@ def test_leading_zeros_are_accepted_in_numbers() -> None:
     )
 
     assert (request.max_forwards, request.cseq) == (70, (7, "INVITE"))
+
+
+# -- responses reuse their request's decoded top Via ------------------------------
+
+
+def test_a_response_reuses_its_requests_decoded_top_via() -> None:
+    request = parse_request(build())
+    via = request.top_via
+
+    response = make_response(
+        request, 200, to_tag="r1", headers=[("Contact", "<sip:127.0.0.1>")]
+    )
+
+    assert response.top_via is via
+
+
+def test_a_header_added_to_the_response_drops_the_reused_via() -> None:
+    request = parse_request(build())
+    via = request.top_via
+    response = make_response(request, 180, to_tag="r1")
+
+    response.headers.set("Via", "SIP/2.0/UDP 127.0.0.9:5070;branch=z9hG4bK-other")
+
+    assert response.top_via is not via
+    assert response.top_via.sent_by == ("127.0.0.9", 5070)
+
+
+def test_a_response_to_a_request_whose_via_was_not_read_decodes_its_own() -> None:
+    request = parse_request(build())
+    request.headers.compact()
+
+    response = make_response(request, 100)
+
+    assert response.top_via.branch == request.top_via.branch

@@ -127,6 +127,9 @@ def make_response(
     response = Response(status, reason or reason_phrase(status), response_headers, body)
     if content_type is not None:
         response.headers.set("Content-Type", content_type)
+    # Every Via is copied as it is, so the request's decoded top Via holds (a
+    # header added from here on drops it again).
+    response_headers.adopt(request.headers, "top_via")
     return response
 
 
