@@ -32,7 +32,7 @@ from bench.system import (
     wait_for_port,
 )
 
-__all__ = ["BENCH_NUMBER", "RouterUnderTest", "SippUas"]
+__all__ = ["BENCH_NUMBER", "BareBonesUnderTest", "RouterUnderTest", "SippUas"]
 
 BENCH_NUMBER = "+14155550100"
 # Calls the router may hold at once; far above any load the benchmark places,
@@ -215,6 +215,68 @@ class RouterUnderTest(_Answerer):
     def stop(self) -> None:
         """Stop the router, then the runner and Redis (each by its PID)."""
         for process in (self.router, self.runner, self.redis):
+            if process is not None:
+                process.stop()
+
+
+class BareBonesUnderTest(_Answerer):
+    """The bare-bones Python call path (:mod:`bench.bare`) and its runner, on one core.
+
+    Args:
+        workdir: where the logs go.
+        core: the core both processes are pinned to.
+        max_streams: sizes the RTP port range, as for the router.
+    """
+
+    def __init__(
+        self, workdir: Path, *, core: int | None, max_streams: int = 100
+    ) -> None:
+        self.workdir = workdir
+        self.core = core
+        self.rtp_ports = free_port_range(
+            max_streams * RTP_PORTS_PER_CALL + RTP_PORT_HEADROOM
+        )
+        self.sip_port = free_port_range(1)[0]
+        self.runner_port = free_tcp_port()
+        self.router: Process | None = None
+        self.runner: Process | None = None
+
+    @property
+    def target(self) -> tuple[str, int]:
+        """Its SIP address."""
+        return (LOOPBACK, self.sip_port)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """PIDs of its SIP side and its runner."""
+        processes = {"router": self.router, "runner": self.runner}
+        return {name: p.pid for name, p in processes.items() if p is not None}
+
+    def start(self) -> None:
+        """Start the runner, then the SIP side.
+
+        Raises:
+            BenchError: a process did not start or bind its port.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.runner = Process(
+            "bare-bones runner",
+            python_command("-m", "bench.bare", "runner", str(self.runner_port)),
+            core=self.core,
+            log_path=self.workdir / "runner.log",
+        )
+        wait_for_port(self.runner, self.runner_port, tcp=True)
+        low, high = self.rtp_ports
+        argv = python_command("-m", "bench.bare", "router", str(self.sip_port))
+        argv += [str(self.runner_port), str(low), str(high)]
+        self.router = Process(
+            "bare-bones router", argv, core=self.core, log_path=self.workdir / "sip.log"
+        )
+        wait_for_port(self.router, self.sip_port, tcp=False)
+
+    def stop(self) -> None:
+        """Stop both processes by their PIDs."""
+        for process in (self.router, self.runner):
             if process is not None:
                 process.stop()
 

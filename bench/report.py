@@ -136,7 +136,7 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     figures, setup = results["figures"], results["setup_time"]
     router_setup = setup["router"]
     sipp_setup = setup["sipp_uas"]
-    return [
+    rows = [
         (
             "answered calls/s (one core)",
             _bound(figures, "router_calls_per_second"),
@@ -171,6 +171,19 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"+{figures['setup_p99_overhead_ms']} ms (p99)",
         ),
     ]
+    if figures.get("bare_python_calls_per_second") is not None:
+        # Not a target: the same calls in bare-bones Python (bench.bare).
+        rows.insert(
+            1,
+            (
+                "answered calls/s vs bare-bones Python",
+                _bound(figures, "router_calls_per_second"),
+                f"{_bound(figures, 'bare_python_calls_per_second')} (bench.bare, "
+                f"{_ratio(figures['bare_python_calls_per_second_ratio'])} of SIPp)",
+                _ratio(figures["router_to_bare_python_ratio"]),
+            ),
+        )
+    return rows
 
 
 def _target_lines(results: dict[str, Any]) -> list[str]:

@@ -46,7 +46,7 @@ from bench.calls_per_second import (
     sweep_rates,
 )
 from bench.generator import GeneratorLoad, build_generator, run_generator
-from bench.peers import RouterUnderTest, SippUas
+from bench.peers import BareBonesUnderTest, RouterUnderTest, SippUas
 from bench.profile import Profile, py_spy_available, record_profile
 from bench.report import format_report, update_docs
 from bench.system import (
@@ -246,6 +246,15 @@ def _measure_calls_per_second(
     with SippUas(workdir / "sipp-uas", core=config.router_core) as uas:
         sweeps["sipp_uas"] = _sweep_rates(
             config, "sipp_uas", uas.target, uas.pids, workdir, say
+        )
+    # Not a target: what the same calls cost in Python without the router's
+    # generality (see bench.bare), to tell the language from the design.
+    bare = BareBonesUnderTest(
+        workdir / "bare", core=config.router_core, max_streams=max(config.streams)
+    )
+    with bare:
+        sweeps["bare_python"] = _sweep_rates(
+            config, "bare_python", bare.target, bare.pids, workdir, say
         )
     return sweeps
 
@@ -455,6 +464,8 @@ def _figures(
     setup: dict[str, Any],
 ) -> dict[str, Any]:
     router_rate, sipp_rate = rates["router"].max_held, rates["sipp_uas"].max_held
+    bare = rates.get("bare_python")
+    bare_rate = bare.max_held if bare is not None else 0
     router_calls, relay_calls = bridged["router"].max_held, bridged["relay"].max_held
     held = bridged["router"].held_step()
     return {
@@ -466,6 +477,11 @@ def _figures(
         "router_bridged_calls_is_lower_bound": bridged["router"].never_failed,
         "relay_bridged_calls_is_lower_bound": bridged["relay"].never_failed,
         "calls_per_second_ratio": _ratio(router_rate, sipp_rate),
+        "bare_python_calls_per_second": bare_rate if bare is not None else None,
+        "bare_python_calls_per_second_is_lower_bound": bare is not None
+        and bare.never_failed,
+        "bare_python_calls_per_second_ratio": _ratio(bare_rate, sipp_rate),
+        "router_to_bare_python_ratio": _ratio(router_rate, bare_rate),
         "router_bridged_calls": router_calls,
         "relay_bridged_calls": relay_calls,
         "bridged_calls_ratio": _ratio(router_calls, relay_calls),

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from bench.bare import masked_frame, unmasked_frames
 from bench.bridged import BridgedStep
 from bench.calls_per_second import RateStep
 from bench.generator import GeneratorLoad, run_generator
@@ -59,7 +60,7 @@ def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @needs_sipp_and_cc
-@pytest.mark.parametrize("answerer", ["router", "sipp_uas"])
+@pytest.mark.parametrize("answerer", ["router", "sipp_uas", "bare_python"])
 def test_quick_run_places_every_call_at_a_low_rate(
     quick_results: dict[str, Any], answerer: str
 ) -> None:
@@ -104,9 +105,14 @@ def test_quick_run_writes_results_and_a_readable_report(
     assert again != path, "a second run must not overwrite the first"
     assert saved["machine"]["cores"] >= 1
     assert saved["socket_buffers"]["rmem_max"] > 0
-    assert set(saved["figures"]) >= {"calls_per_second_ratio", "bridged_calls_ratio"}
+    assert set(saved["figures"]) >= {
+        "calls_per_second_ratio",
+        "bridged_calls_ratio",
+        "router_to_bare_python_ratio",
+    }
     report = format_report(saved)
     assert "(a) answered calls per second" in report
+    assert "vs bare-bones Python" in report
     assert "(b) bridged calls" in report
 
 
@@ -284,3 +290,17 @@ def test_midpoint_is_round_and_strictly_between() -> None:
     assert midpoint(10_000, 12_000) == 11_000
     assert midpoint(50, 100) == 75
     assert midpoint(99, 100) is None
+
+
+@pytest.mark.parametrize("size", [0, 5, 125, 126, 300])
+def test_bare_bones_frames_read_back_whatever_their_length(size: int) -> None:
+    payload = bytes(range(256)) * 2
+    buffer = bytearray(
+        masked_frame(0x1, payload[:size]) + masked_frame(0x8, b"\x03\xe8")
+    )
+    buffer += b"\x81"  # the start of a frame that has not come yet
+
+    frames = unmasked_frames(buffer)
+
+    assert frames == [(0x1, payload[:size]), (0x8, b"\x03\xe8")]
+    assert buffer == bytearray(b"\x81")
