@@ -391,9 +391,15 @@ class RunnerSession:
                 await asyncio.wait({self._connect_task})
             conn = self._conn
             if conn is not None:
-                if self._started and self._state is not _State.ENDED:
+                stop = self._started and self._state is not _State.ENDED
+                if stop and conn.buffered:
+                    # Audio is backed up: stop follows it out first, bounded.
                     await self._send_stop(conn)
-                await self._close_connection(conn)
+                    stop = False
+                # Otherwise stop and the close frame go out in one write.
+                await self._close_connection(
+                    conn, self._encoder.stop() if stop else None
+                )
         except Exception:
             self._log.exception("runner session close failed")
         self._state = _State.CLOSED
@@ -407,10 +413,12 @@ class RunnerSession:
         if conn.send_text(self._encoder.stop()):
             await conn.drain(STOP_FLUSH_TIMEOUT)
 
-    async def _close_connection(self, conn: ClientConnection) -> None:
+    async def _close_connection(
+        self, conn: ClientConnection, last_text: str | None = None
+    ) -> None:
         # The connection bounds its closing handshake by CLOSE_TIMEOUT; the margin
         # covers the transport's own teardown.
-        conn.close()
+        conn.close(last_text=last_text)
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT + 1.0):
                 await conn.wait_lost()

@@ -225,6 +225,38 @@ async def test_closing_handshake_is_abandoned_after_close_timeout(
     assert conn.protocol.close_rcvd is None
 
 
+async def test_close_with_a_last_text_sends_it_then_the_close_frame_in_one_write(
+    peer: Callable[..., Awaitable[str]],
+) -> None:
+    received: list[str | bytes] = []
+    closed: list[int | None] = []
+
+    async def record(ws: PeerConnection) -> None:
+        with pytest.raises(ConnectionClosed):
+            while True:
+                received.append(await ws.recv())
+        closed.append(ws.close_code)
+
+    conn = await dial(await peer(record))
+    writes: list[bytes] = []
+    assert conn.transport is not None
+    real_write = conn.transport.write
+
+    def counting_write(data: bytes | bytearray | memoryview) -> None:
+        writes.append(bytes(data))
+        real_write(data)
+
+    conn.transport.write = counting_write  # type: ignore[method-assign]
+
+    conn.close(last_text='{"event":"stop"}')
+    await asyncio.wait_for(conn.wait_lost(), 2.0)
+
+    await wait_until(lambda: closed == [1000])
+    assert received == ['{"event":"stop"}']
+    assert len(writes) == 1
+    assert conn.protocol.close_rcvd is not None
+
+
 async def test_session_close_against_a_frozen_runner_is_bounded(
     peer: Callable[..., Awaitable[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

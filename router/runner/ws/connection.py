@@ -107,16 +107,30 @@ class Connection(asyncio.Protocol):
             self._drained = self._loop.create_future()
         await asyncio.wait({self._drained, self._lost}, timeout=timeout)
 
-    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+    def close(
+        self,
+        code: int = CloseCode.NORMAL_CLOSURE,
+        reason: str = "",
+        *,
+        last_text: str | None = None,
+    ) -> None:
         """Start the closing handshake (RFC 6455 §7.1.2), bounded by close_timeout.
 
-        Before the opening handshake is complete the TCP connection is dropped.
+        ``last_text``, when given, goes out as a text message just before the
+        close frame, in the same write. Before the opening handshake is
+        complete the TCP connection is dropped (and ``last_text`` with it).
         """
         if self.transport is None or self._lost.done():
             return
         if self.protocol.state is OPEN:
-            self.protocol.send_close(code, reason)
-            self._flush()
+            if last_text is not None:
+                self.transport.write(
+                    encode_text_frame(last_text.encode(), mask=self._mask)
+                    + self._take_close_frame(code, reason)
+                )
+            else:
+                self.protocol.send_close(code, reason)
+                self._flush()
             self._expect_close()
         elif self.protocol.state is CONNECTING:
             self.transport.abort()
@@ -252,6 +266,14 @@ class Connection(asyncio.Protocol):
             self.on_message(message)
 
     # Writing what the protocol produced.
+
+    def _take_close_frame(self, code: int, reason: str) -> bytes:
+        """Have the protocol send a close frame; return its bytes unwritten."""
+        self.protocol.send_close(code, reason)
+        chunks = self.protocol.data_to_send()
+        # send_close queues the frame alone: the EOF follows the peer's close
+        # frame, so every chunk here is frame data.
+        return b"".join(chunks)
 
     def _flush(self) -> None:
         transport = self.transport
