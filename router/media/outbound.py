@@ -37,6 +37,15 @@ The rule:
    (silence no closer than the tolerance allows); further behind, the grid
    moves to the present and the frame periods that passed are skipped, so the
    receiver sees a gap in time rather than seconds of audio at once.
+6. After a stall of the runner, a runner streaming in real time wins its
+   backlog back. Its stalled frames come late, in a bunch, after silence has
+   taken their slots; played 20 ms apart, they would keep the runner's stall
+   as a standing delay for the rest of the talkspurt. So when the newest frame
+   came on its own (rule 2) and at most :data:`MAX_CATCH_UP_FRAMES` frames
+   wait, the head of the queue may move the grid earlier too: the backlog goes
+   out :data:`MIN_SPACING` apart until it is gone or the lead is used up.
+   Audio sent ahead of real time (text-to-speech) comes in bunches, or queues
+   more frames than that, and is paced as before.
 While the ticks run on time, every packet thus goes out at least
 :data:`MIN_SPACING` (``20 ms - TOLERANCE``) after the one before and at most
 ``20 ms + TOLERANCE + MAX_LEAD`` after it; any window of ``w`` seconds holds at
@@ -49,11 +58,12 @@ A runner frame that arrives just after a silence packet must wait for the
 spacing (up to about 12 ms with the pacer's 2.5 ms ticks); the frames after it
 go out on arrival, since the grid moves to them (rule 2).
 
-Limitation: runner audio that arrives late in a bunch (the runner stalled for
-longer than the lead and the fill delay) is all played, 20 ms apart, so a
-runner that then streams in real time keeps that delay until its talkspurt
-ends. Nothing here can tell such a bunch from a runner sending ahead of real
-time on purpose (text-to-speech does), whose audio must not be dropped.
+Limitation: a runner stall longer than the lead allows (about 40 ms) is won
+back only as far as the lead goes (rule 6); the rest stays a standing delay
+until the talkspurt ends, and a backlog of more than
+:data:`MAX_CATCH_UP_FRAMES` frames is played 20 ms apart. Runner audio is
+never dropped: nothing here can tell a late bunch for sure from a runner
+sending ahead of real time on purpose (text-to-speech does).
 """
 
 from __future__ import annotations
@@ -91,15 +101,16 @@ FILL_DELAY = 0.0075
 TOLERANCE = EARLY_TOLERANCE + FILL_DELAY
 # Two packets are never closer than this: a frame period less the tolerance.
 MIN_SPACING = FRAME_DURATION - TOLERANCE
-# How far the grid may move earlier than the timestamps (rule 2): a frame
-# period and a pacer tick. That takes up the longest wait a runner frame meets
-# after a silence packet (the spacing and a tick), so that an echo locks on
-# whatever its phase; and after a runner frame came too late for its slot
-# (silence took it), it lets the stream win back the whole frame period, so
-# the runner's audio is not left a frame behind for the rest of its
-# talkspurt. A receiver sees packets arriving up to 25 ms early for their
-# timestamps, which its jitter buffer simply holds.
-MAX_LEAD = FRAME_DURATION + 0.0025
+# How far the grid may move earlier than the timestamps (rules 2 and 6): two
+# frame periods and a pacer tick. One period and a tick take up the longest
+# wait a runner frame meets after a silence packet (the spacing and a tick),
+# so that an echo locks on whatever its phase; and after a runner frame came
+# too late for its slot (silence took it), they let the stream win back the
+# whole frame period. The second period lets a runner that stalled win back
+# up to two more frames of backlog. A receiver sees packets arriving up to
+# 45 ms early for their timestamps, which its jitter buffer simply holds: 60 ms
+# is the smallest commonly configured (see MAX_CATCH_UP_FRAMES).
+MAX_LEAD = 2 * FRAME_DURATION + 0.0025
 # After a stall, frames catch up with a burst of at most this many: 60 ms is
 # the smallest jitter buffer commonly configured on carrier equipment and
 # softphones. Further behind, the missed frame periods are skipped.
@@ -298,8 +309,10 @@ class OutboundStream:
 
     def _opening(self) -> float:
         # The frame at the head of the queue may move the grid (rule 2) only
-        # if it is the newest, and came on its own.
-        if self._streaming and len(self._frames) == 1:
+        # when the newest frame came on its own, and the frames ahead of it,
+        # if any, are few: what a runner streaming in real time left behind
+        # when it stalled, not audio sent ahead of real time (rule 6).
+        if self._streaming and len(self._frames) <= MAX_CATCH_UP_FRAMES:
             return self._opens
         return self._paced
 

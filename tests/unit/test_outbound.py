@@ -487,3 +487,54 @@ def test_after_a_short_stall_silence_catches_up_no_closer_than_the_tolerance():
     assert min(gaps) >= FRAME - TOLERANCE - EPS
     assert all(abs(gap - FRAME) < EPS for gap in gaps[-3:])  # back on the grid
     assert sim.stats.skipped_frames == 0
+
+
+def runner_stall(stall: float, frames_late: int) -> tuple[Simulation, list[float]]:
+    """An echo on the grid whose runner stalls: ``frames_late`` frames come late in
+    one bunch, then it streams in real time again (the router's ticks run on time)."""
+    sim = Simulation()
+    arrivals = echo(0.1, 60)
+    bunch_at = arrivals[20][0] + stall
+    for n in range(20, 20 + frames_late):
+        arrivals[n] = (bunch_at + (n - 20) * 0.0001, arrivals[n][1])
+    sim.feed(arrivals, until=1.6)
+    latencies = [sim.sent_at(audio) - at for at, audio in arrivals]
+    return sim, latencies
+
+
+@pytest.mark.parametrize(("stall", "frames_late"), [(0.015, 1), (0.03, 2), (0.035, 2)])
+def test_a_runner_that_stalled_and_sent_a_bunch_loses_its_backlog_in_real_time(
+    stall: float, frames_late: int
+) -> None:
+    # The old grid played the bunch 20 ms apart: the echo that followed kept
+    # the runner's stall as a standing delay for the rest of the talkspurt.
+    sim, latencies = runner_stall(stall, frames_late)
+
+    assert [s.packet.payload for s in sim.voice] == [voice(n) for n in range(60)]
+    assert max(latencies[:20]) < EPS
+    assert max(latencies[30:]) < EPS
+    assert sim.stream.lead <= MAX_LEAD + EPS
+    check_schedule_rules(sim.sent, sim.start)
+
+
+def test_a_longer_runner_stall_leaves_a_standing_delay_shorter_by_the_lead() -> None:
+    # 45 ms: silence took three slots, and the frames waited the spacing after
+    # it (57.5 ms behind). The lead takes back what it may; the rest stays.
+    sim, latencies = runner_stall(0.045, 3)
+
+    assert [s.packet.payload for s in sim.voice] == [voice(n) for n in range(60)]
+    standing = 0.045 + MIN_SPACING + TICK_INTERVAL - (MAX_LEAD - EARLY_TOLERANCE)
+    assert 0.0 < latencies[-1] <= standing + EPS
+    check_schedule_rules(sim.sent, sim.start)
+
+
+def test_a_backlog_of_more_than_the_catch_up_frames_is_played_in_real_time() -> None:
+    # Four frames behind looks like audio sent ahead of real time: nothing is
+    # pulled forward and nothing is dropped.
+    sim, _ = runner_stall(0.075, 4)
+
+    assert [s.packet.payload for s in sim.voice] == [voice(n) for n in range(60)]
+    # (Its last frames, once the runner has stopped, may leave a little early.)
+    times = [s.time for s in sim.voice[21:56]]
+    assert all(abs(b - a - FRAME) < EPS for a, b in itertools.pairwise(times))
+    check_schedule_rules(sim.sent, sim.start)
