@@ -22,6 +22,7 @@ import contextlib
 import http
 import math
 import signal
+import zlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -55,8 +56,12 @@ __all__ = [
 ]
 
 # A mark after each second of echoed audio: often enough for a short test call
-# to see several, rare enough not to matter for a long demo call.
+# to see several, rare enough not to matter for a long demo call. Each stream
+# marks at its own phase in the second (from its stream SID), the first time
+# within its first second: streams that start together (a load test) would
+# otherwise all mark in the same 20 ms, a burst no real set of calls makes.
 MARK_INTERVAL_MS = 1000
+_MARK_PHASES = MARK_INTERVAL_MS // 20
 
 # Longest ready_delay or hangup_after a URL may ask for, in seconds: enough for
 # any test scenario, and a typo cannot park a connection for hours.
@@ -218,6 +223,7 @@ class _EchoSession:
         self._stream_sid = start.stream_sid
         self._media = RunnerMediaBuilder(start.stream_sid)
         self._runner.starts.append(start)
+        self._echoed_bytes = _mark_phase(start.stream_sid)
         self._log = _logger.bind(call_id=start.call_sid, stream_sid=start.stream_sid)
         self._log.info("echo session started", pipe_id=start.account_sid)
         delay = self._options.hangup_after
@@ -248,6 +254,12 @@ class _EchoSession:
             self._hangup.cancel()
         self._runner._session_ended()
         self._log.info("echo session ended")
+
+
+def _mark_phase(stream_sid: str) -> int:
+    """Echoed bytes to count as already past the last mark, for this stream."""
+    phase_ms = zlib.crc32(stream_sid.encode()) % _MARK_PHASES * 20
+    return phase_ms * BYTES_PER_MS
 
 
 async def serve_echo_runner(host: str, port: int) -> EchoRunner:
