@@ -37,6 +37,8 @@ _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 _OP_TEXT, _OP_CLOSE = 0x1, 0x8
 _NORMAL_CLOSURE = b"\x03\xe8"
 _SOCKET_BUFFER = 4 << 20
+# Calls dropped at once when every RTP port is held (see _SipSide._bind_rtp).
+_EVICTED_AT_ONCE = 64
 # Twilio-style messages of the same size as the router's.
 _CONNECTED = b'{"event":"connected","protocol":"Call","version":"1.0.0"}'
 _START = (
@@ -192,6 +194,7 @@ class _SipSide(asyncio.DatagramProtocol):
         self.low, self.high = rtp_ports
         self.next_port = self.low
         self.calls: dict[str, _Call] = {}
+        self.setting_up: set[str] = set()
         self.contact = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -208,7 +211,12 @@ class _SipSide(asyncio.DatagramProtocol):
             name, _, value = line.partition(":")
             fields[name.strip().lower()] = value.strip()
         if method == "INVITE":
-            asyncio.get_running_loop().create_task(self._invite(fields, addr))
+            call_id = fields.get("call-id", "")
+            # A retransmission of an INVITE being answered, or answered: its
+            # answer is on the way (or was sent) already.
+            if call_id not in self.calls and call_id not in self.setting_up:
+                self.setting_up.add(call_id)
+                asyncio.get_running_loop().create_task(self._invite(fields, addr))
         elif method == "BYE":
             self._reply(fields, addr, "200 OK")
             call = self.calls.pop(fields.get("call-id", ""), None)
@@ -217,6 +225,12 @@ class _SipSide(asyncio.DatagramProtocol):
                 call.rtp.close()
 
     async def _invite(self, fields: dict[str, str], addr: tuple[str, int]) -> None:
+        try:
+            await self._answer(fields, addr)
+        finally:
+            self.setting_up.discard(fields.get("call-id", ""))
+
+    async def _answer(self, fields: dict[str, str], addr: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
         self._reply(fields, addr, "100 Trying")
         rtp_socket, port = self._bind_rtp()
@@ -249,7 +263,14 @@ class _SipSide(asyncio.DatagramProtocol):
                 continue
             sock.setblocking(False)
             return sock, port
+        # Every port is held: by calls whose BYE never came (an overloaded
+        # step's callers gave up). The oldest make room for the INVITEs that
+        # come next (this one's retransmission among them).
         sock.close()
+        for _ in range(min(_EVICTED_AT_ONCE, len(self.calls))):
+            oldest = self.calls.pop(next(iter(self.calls)))
+            oldest.runner.hang_up()
+            oldest.rtp.close()
         raise OSError("no free RTP port")
 
     def _reply(
