@@ -90,6 +90,16 @@ def unmasked_frames(buffer: bytearray) -> list[tuple[int, bytes]]:
     return frames
 
 
+def _take_http_head(buffer: bytearray) -> str | None:
+    """Take an HTTP request's or response's head off the front of ``buffer``."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).decode("latin-1")
+    del buffer[: end + 4]
+    return head
+
+
 # -- the runner side ---------------------------------------------------------------
 
 
@@ -108,11 +118,9 @@ class _RunnerConnection(asyncio.Protocol):
         assert self.transport is not None
         self.buffer += data
         if not self.open:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
+            head = _take_http_head(self.buffer)
+            if head is None:
                 return
-            head = bytes(self.buffer[:end]).decode("latin-1")
-            del self.buffer[: end + 4]
             key = ""
             for line in head.split("\r\n")[1:]:
                 name, _, value = line.partition(":")
@@ -156,10 +164,8 @@ class _RunnerLink(asyncio.Protocol):
         assert self.transport is not None
         self.buffer += data
         if not self.open:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
+            if _take_http_head(self.buffer) is None:
                 return
-            del self.buffer[: end + 4]
             self.open = True
             self.transport.write(
                 masked_frame(_OP_TEXT, _CONNECTED) + masked_frame(_OP_TEXT, _START)
