@@ -108,8 +108,11 @@ MIN_SPACING = FRAME_DURATION - TOLERANCE
 # too late for its slot (silence took it), they let the stream win back the
 # whole frame period. The second period lets a runner that stalled win back
 # up to two more frames of backlog. A receiver sees packets arriving up to
-# 45 ms early for their timestamps, which its jitter buffer simply holds: 60 ms
-# is the smallest commonly configured (see MAX_CATCH_UP_FRAMES).
+# 45 ms early for their timestamps. An adaptive jitter buffer (softphones,
+# WebRTC, media gateways) holds them; a fixed one with less room than that may
+# drop one right after a runner stall, the price of not keeping the stall as
+# delay. A runner with jitter of its own has more of it passed on, as its
+# frames go out when they come, within the lead.
 MAX_LEAD = 2 * FRAME_DURATION + 0.0025
 # After a stall, frames catch up with a burst of at most this many: 60 ms is
 # the smallest jitter buffer commonly configured on carrier equipment and
@@ -190,8 +193,9 @@ class OutboundStream:
         self._opens = 0.0
         self._paced = 0.0
         # When the runner's audio last arrived, and whether the newest frame
-        # came on its own, at least the spacing after the audio before it (a
-        # runner streaming in real time); only such a frame moves the grid.
+        # came on its own, a while after the audio before it (a runner
+        # streaming in real time), and found at most MAX_CATCH_UP_FRAMES
+        # queued; only then may the queue move the grid (rules 2 and 6).
         self._arrived = float("-inf")
         self._streaming = False
         # After a stall, no silence before this time (see tick()).
@@ -257,6 +261,10 @@ class OutboundStream:
             # nothing queued, the stream due. It never enters the queue.
             return self._take_slot(now, ulaw, sending)
         self.queue.play(ulaw)
+        # Rules 2 and 6 are decided now, on arrival: what waits ahead of this
+        # frame is what a stalled runner left, if it is at most a few frames.
+        # The end of a long burst of text-to-speech never qualifies.
+        self._streaming = streaming and len(self._frames) <= MAX_CATCH_UP_FRAMES
         return self._send_if_due(now, sending)
 
     def mark(self, now: float, name: str, *, sending: bool) -> bytes | None:
@@ -308,13 +316,10 @@ class OutboundStream:
         return self._take_slot(now, self.queue.next_frame(), sending)
 
     def _opening(self) -> float:
-        # The frame at the head of the queue may move the grid (rule 2) only
-        # when the newest frame came on its own, and the frames ahead of it,
-        # if any, are few: what a runner streaming in real time left behind
-        # when it stalled, not audio sent ahead of real time (rule 6).
-        if self._streaming and len(self._frames) <= MAX_CATCH_UP_FRAMES:
-            return self._opens
-        return self._paced
+        # The frame at the head of the queue may move the grid (rules 2 and 6)
+        # only when the newest frame came on its own and found at most a few
+        # frames ahead of it (see play()).
+        return self._opens if self._streaming else self._paced
 
     def _take_slot(
         self, now: float, frame: bytes | None, sending: bool
