@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import ipaddress
 import socket
 from typing import Protocol
@@ -480,14 +479,28 @@ def _is_unspecified(address: str) -> bool:
     return parsed is not None and parsed.is_unspecified
 
 
-@functools.lru_cache(maxsize=1024)
+_IP_ADDRESSES: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+_MAX_KEPT_ADDRESSES = 1024
+# The longest IPv6 text form is 45 characters; a zone (fe80::1%eth0) adds a few.
+_LONGEST_KEPT_ADDRESS = 64
+
+
 def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """Return ``text`` as an IP address, or None when it is not one.
 
-    Cached: every call's bind and SDP addresses come through here several
-    times, and callers' addresses repeat from call to call.
+    Every call's bind and SDP addresses come through here several times, and
+    callers' addresses repeat from call to call, so valid ones are kept. What
+    is kept is bounded in count and size: a caller's SDP can carry any text.
     """
+    address = _IP_ADDRESSES.get(text)
+    if address is not None:
+        return address
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if len(text) <= _LONGEST_KEPT_ADDRESS:
+        if len(_IP_ADDRESSES) >= _MAX_KEPT_ADDRESSES:
+            del _IP_ADDRESSES[next(iter(_IP_ADDRESSES))]
+        _IP_ADDRESSES[text] = address
+    return address
