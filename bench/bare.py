@@ -37,6 +37,8 @@ _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 _OP_TEXT, _OP_CLOSE = 0x1, 0x8
 _NORMAL_CLOSURE = b"\x03\xe8"
 _SOCKET_BUFFER = 4 << 20
+# How long a call waits for its runner's handshake before it is given up.
+_RUNNER_TIMEOUT = 5.0
 # Calls dropped at once when every RTP port is held (see _SipSide._bind_rtp).
 _EVICTED_AT_ONCE = 64
 # Twilio-style messages of the same size as the router's.
@@ -176,6 +178,10 @@ class _RunnerLink(asyncio.Protocol):
             if opcode == _OP_CLOSE:
                 self.transport.close()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.on_open.done():
+            self.on_open.set_exception(exc or ConnectionResetError("runner hung up"))
+
     def hang_up(self) -> None:
         if self.transport is not None:
             self.transport.write(
@@ -233,6 +239,8 @@ class _SipSide(asyncio.DatagramProtocol):
     async def _invite(self, fields: dict[str, str], addr: tuple[str, int]) -> None:
         try:
             await self._answer(fields, addr)
+        except OSError:  # no RTP port, or the runner failed or timed out
+            self._reply(fields, addr, "503 Service Unavailable", to_tag=True)
         finally:
             self.setting_up.discard(fields.get("call-id", ""))
 
@@ -245,10 +253,19 @@ class _SipSide(asyncio.DatagramProtocol):
         )
         self._reply(fields, addr, "180 Ringing", to_tag=True)
         opened: asyncio.Future[None] = loop.create_future()
-        _, runner = await loop.create_connection(
-            lambda: _RunnerLink(opened), LOOPBACK, self.runner_port
-        )
-        await opened
+        runner: _RunnerLink | None = None
+        try:
+            async with asyncio.timeout(_RUNNER_TIMEOUT):
+                _, runner = await loop.create_connection(
+                    lambda: _RunnerLink(opened), LOOPBACK, self.runner_port
+                )
+                await opened
+        except BaseException:
+            # No answer for this call: its port and runner connection go.
+            rtp.close()
+            if runner is not None and runner.transport is not None:
+                runner.transport.abort()
+            raise
         self.calls[fields.get("call-id", "")] = _Call(rtp, runner)
         sdp = (
             f"v=0\r\no=- {port} 1 IN IP4 {LOOPBACK}\r\ns=-\r\nc=IN IP4 {LOOPBACK}\r\n"
@@ -270,8 +287,8 @@ class _SipSide(asyncio.DatagramProtocol):
             sock.setblocking(False)
             return sock, port
         # Every port is held: by calls whose BYE never came (an overloaded
-        # step's callers gave up). The oldest make room for the INVITEs that
-        # come next (this one's retransmission among them).
+        # step's callers gave up). This INVITE is refused; the oldest calls
+        # make room for the ones that come next.
         sock.close()
         for _ in range(min(_EVICTED_AT_ONCE, len(self.calls))):
             oldest = self.calls.pop(next(iter(self.calls)))
