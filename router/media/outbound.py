@@ -43,9 +43,11 @@ The rule:
    as a standing delay for the rest of the talkspurt. So when the newest frame
    came on its own (rule 2) and at most :data:`MAX_CATCH_UP_FRAMES` frames
    wait, the head of the queue may move the grid earlier too: the backlog goes
-   out :data:`MIN_SPACING` apart until it is gone or the lead is used up.
-   Audio sent ahead of real time (text-to-speech) comes in bunches, or queues
-   more frames than that, and is paced as before.
+   out :data:`MIN_SPACING` apart until it is gone or the lead is used up; a
+   larger backlog is paced until it is down to that. Audio sent ahead of real
+   time (text-to-speech) comes in bunches and is paced as before; only its
+   last few frames, if a frame came on its own after the bunch, may leave early,
+   within the lead.
 While the ticks run on time, every packet thus goes out at least
 :data:`MIN_SPACING` (``20 ms - TOLERANCE``) after the one before and at most
 ``20 ms + TOLERANCE + MAX_LEAD`` after it; any window of ``w`` seconds holds at
@@ -60,8 +62,8 @@ go out on arrival, since the grid moves to them (rule 2).
 
 Limitation: a runner stall longer than the lead allows (about 40 ms) is won
 back only as far as the lead goes (rule 6); the rest stays a standing delay
-until the talkspurt ends, and a backlog of more than
-:data:`MAX_CATCH_UP_FRAMES` frames is played 20 ms apart. Runner audio is
+until the talkspurt ends, and so does a backlog that a runner streaming in
+real time keeps above :data:`MAX_CATCH_UP_FRAMES` frames. Runner audio is
 never dropped: nothing here can tell a late bunch for sure from a runner
 sending ahead of real time on purpose (text-to-speech does).
 """
@@ -194,8 +196,7 @@ class OutboundStream:
         self._paced = 0.0
         # When the runner's audio last arrived, and whether the newest frame
         # came on its own, a while after the audio before it (a runner
-        # streaming in real time), and found at most MAX_CATCH_UP_FRAMES
-        # queued; only then may the queue move the grid (rules 2 and 6).
+        # streaming in real time); only then may the queue move the grid.
         self._arrived = float("-inf")
         self._streaming = False
         # After a stall, no silence before this time (see tick()).
@@ -261,10 +262,6 @@ class OutboundStream:
             # nothing queued, the stream due. It never enters the queue.
             return self._take_slot(now, ulaw, sending)
         self.queue.play(ulaw)
-        # Rules 2 and 6 are decided now, on arrival: what waits ahead of this
-        # frame is what a stalled runner left, if it is at most a few frames.
-        # The end of a long burst of text-to-speech never qualifies.
-        self._streaming = streaming and len(self._frames) <= MAX_CATCH_UP_FRAMES
         return self._send_if_due(now, sending)
 
     def mark(self, now: float, name: str, *, sending: bool) -> bytes | None:
@@ -317,9 +314,12 @@ class OutboundStream:
 
     def _opening(self) -> float:
         # The frame at the head of the queue may move the grid (rules 2 and 6)
-        # only when the newest frame came on its own and found at most a few
-        # frames ahead of it (see play()).
-        return self._opens if self._streaming else self._paced
+        # only when the newest frame came on its own and at most a few frames
+        # wait: a runner streaming in real time, and what it left when it
+        # stalled. A larger backlog is paced until it is down to that.
+        if self._streaming and len(self._frames) <= MAX_CATCH_UP_FRAMES:
+            return self._opens
+        return self._paced
 
     def _take_slot(
         self, now: float, frame: bytes | None, sending: bool
