@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import socket
 from typing import Protocol
 
 import structlog
 
 from ..sip.sdp import NegotiatedAudio
+from .addresses import ip_address, is_unspecified
 from .errors import MediaError, PortsExhausted, UnsupportedMedia
 from .outbound import OutboundStream
 from .pacer import TICK_INTERVAL, Pacer, default_pacer
@@ -126,7 +126,7 @@ class MediaSession:
             raise ValueError(
                 f"inactivity_timeout must be positive, not {inactivity_timeout}"
             )
-        bind_address = _ip_address(bind_host)
+        bind_address = ip_address(bind_host)
         if bind_address is None:
             raise ValueError(f"bind_host {bind_host!r} is not an IP address")
         self._bind_address = bind_address
@@ -253,7 +253,7 @@ class MediaSession:
         self._sdp_target = self._target_from_sdp(audio)
         # RFC 3264 §8.4: a c= address of 0.0.0.0 (old-style hold) means "send
         # nothing"; §6: port 0 means the stream was rejected.
-        on_hold = _is_unspecified(audio.remote_address) or audio.remote_port == 0
+        on_hold = is_unspecified(audio.remote_address) or audio.remote_port == 0
         self._we_send = audio.direction in _WE_SEND and not on_hold
         self._outbound.set_codec(audio.payload_type, alaw=audio.codec == "PCMA")
 
@@ -261,13 +261,13 @@ class MediaSession:
         # While the caller has no reason to send (inactive, or holding with
         # 0.0.0.0), silence on the wire is not a dead call. Every new offer
         # restarts the clock.
-        on_hold = _is_unspecified(audio.remote_address)
+        on_hold = is_unspecified(audio.remote_address)
         self._caller_sends = audio.direction in _CALLER_SENDS and not on_hold
         self._silent_since = None
         self._inactivity_reported = False
 
     def _target_from_sdp(self, audio: NegotiatedAudio) -> Address | None:
-        address = _ip_address(audio.remote_address)
+        address = ip_address(audio.remote_address)
         if address is None:
             # Limitation: a host name in c= is not resolved (that would block the
             # loop); audio goes out once the caller's first packet is latched.
@@ -472,35 +472,3 @@ def _check_negotiated(audio: NegotiatedAudio) -> None:
 
 def _remote(audio: NegotiatedAudio) -> tuple[str, int]:
     return (audio.remote_address, audio.remote_port)
-
-
-def _is_unspecified(address: str) -> bool:
-    parsed = _ip_address(address)
-    return parsed is not None and parsed.is_unspecified
-
-
-_IP_ADDRESSES: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
-_MAX_KEPT_ADDRESSES = 1024
-# The longest IPv6 text form is 45 characters; a zone (fe80::1%eth0) adds a few.
-_LONGEST_KEPT_ADDRESS = 64
-
-
-def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """Return ``text`` as an IP address, or None when it is not one.
-
-    Every call's bind and SDP addresses come through here several times, and
-    callers' addresses repeat from call to call, so valid ones are kept. What
-    is kept is bounded in count and size: a caller's SDP can carry any text.
-    """
-    address = _IP_ADDRESSES.get(text)
-    if address is not None:
-        return address
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if len(text) <= _LONGEST_KEPT_ADDRESS:
-        if len(_IP_ADDRESSES) >= _MAX_KEPT_ADDRESSES:
-            del _IP_ADDRESSES[next(iter(_IP_ADDRESSES))]
-        _IP_ADDRESSES[text] = address
-    return address

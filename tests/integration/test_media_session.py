@@ -811,15 +811,15 @@ async def test_ipv6_loopback_carries_audio_both_ways(pool, events):
 def test_addresses_kept_for_reuse_are_valid_short_and_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from router.media import session as session_module
+    from router.media import addresses
 
     kept: dict[str, object] = {}
-    monkeypatch.setattr(session_module, "_IP_ADDRESSES", kept)
-    monkeypatch.setattr(session_module, "_MAX_KEPT_ADDRESSES", 4)
+    monkeypatch.setattr(addresses, "_IP_ADDRESSES", kept)
+    monkeypatch.setattr(addresses, "_MAX_KEPT_ADDRESSES", 4)
 
-    assert session_module._ip_address("x" * 60_000) is None
-    assert session_module._ip_address("fe80::1%" + "z" * 60_000) is not None
+    assert addresses.ip_address("x" * 60_000) is None
+    assert addresses.ip_address("fe80::1%" + "z" * 60_000) is not None
     assert kept == {}  # neither garbage nor an oversized zone is kept
     for n in range(10):
-        assert str(session_module._ip_address(f"192.0.2.{n}")) == f"192.0.2.{n}"
+        assert str(addresses.ip_address(f"192.0.2.{n}")) == f"192.0.2.{n}"
     assert list(kept) == [f"192.0.2.{n}" for n in range(6, 10)]
