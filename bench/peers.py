@@ -84,6 +84,11 @@ class RouterUnderTest(_Answerer):
         log_level: the router's log level (production default: info).
         media_workers: media worker processes (``ROUTER_MEDIA_WORKERS``); they
             inherit the router's core. 0: media in the router's process.
+        helpers_core: the core of the echo runner and Redis; None: ``core``.
+            Measurements keep them on the router's core. A profile of the router
+            puts them apart: py-spy counts the time the router waits, runnable,
+            while a helper on its core runs, and charges it to the line the
+            router was on (a socket write that woke the runner, mostly).
     """
 
     def __init__(
@@ -95,11 +100,13 @@ class RouterUnderTest(_Answerer):
         max_streams: int = 100,
         log_level: str = "info",
         media_workers: int = 0,
+        helpers_core: int | None = None,
     ) -> None:
         if store not in ("embedded", "redis"):
             raise BenchError(f"unknown store {store!r}: embedded or redis")
         self.workdir = workdir
         self.core = core
+        self.helpers_core = core if helpers_core is None else helpers_core
         self.store = store
         self.log_level = log_level
         self.media_workers = media_workers
@@ -146,7 +153,7 @@ class RouterUnderTest(_Answerer):
         self.runner = Process(
             "echo runner",
             python_command("-m", "bench.echo", str(self.runner_port)),
-            core=self.core,
+            core=self.helpers_core,
             log_path=self.workdir / "runner.log",
         )
         wait_for_port(self.runner, self.runner_port, tcp=True)
@@ -161,7 +168,7 @@ class RouterUnderTest(_Answerer):
         argv = ["redis-server", "--port", str(port), "--bind", LOOPBACK]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
         self.redis = Process(
-            "redis", argv, core=self.core, log_path=self.workdir / "redis.log"
+            "redis", argv, core=self.helpers_core, log_path=self.workdir / "redis.log"
         )
         wait_for_port(self.redis, port, tcp=True)
         self.redis_url = f"redis://{LOOPBACK}:{port}/0"

@@ -293,13 +293,22 @@ def _settle(config: BenchConfig, say: Callable[[str], None]) -> float:
     return wait_until_quiet(config.quiet_threshold, config.quiet_wait_s, say)
 
 
-def _router(config: BenchConfig, workdir: Path, max_streams: int) -> RouterUnderTest:
+def _router(
+    config: BenchConfig,
+    workdir: Path,
+    max_streams: int,
+    *,
+    helpers_apart: bool = False,
+) -> RouterUnderTest:
+    """The router as measured; ``helpers_apart`` puts its runner and Redis on the
+    load core, for a profile of the router's own work."""
     return RouterUnderTest(
         workdir,
         core=config.router_core,
         store=config.store,
         max_streams=max_streams,
         log_level=config.log_level,
+        helpers_core=config.load_core if helpers_apart else None,
     )
 
 
@@ -548,7 +557,7 @@ def _profile(
     calls = max(20, bridged["router"].max_held, min(failing, default=0))
     rate = max(config.rates[0], rates["router"].max_held or config.rates[0])
     profiles: list[Profile] = []
-    with _router(config, workdir / "bridged", calls) as router:
+    with _router(config, workdir / "bridged", calls, helpers_apart=True) as router:
         assert router.router is not None
         load = replace(
             _load(config, calls, _setup_rate(ROUTER_SETUP_RATE, rate)),
@@ -570,7 +579,7 @@ def _profile(
                 delay_s=calls / load.rate + load.warmup_s,
             )
         )
-    with _router(config, workdir / "setup", 10) as router:
+    with _router(config, workdir / "setup", 10, helpers_apart=True) as router:
         assert router.router is not None
         step_s = config.profile_s + 2
 

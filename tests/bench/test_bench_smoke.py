@@ -12,6 +12,7 @@ The other tests feed the verdict rules and the report code made-up numbers.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from bench.bare import masked_frame, unmasked_frames
 from bench.bridged import BridgedStep
 from bench.calls_per_second import RateStep
 from bench.generator import GeneratorLoad, run_generator
-from bench.peers import SippUas
+from bench.peers import RouterUnderTest, SippUas
 from bench.profile import top_frames
 from bench.report import DOCS_BEGIN, DOCS_END, format_report, update_docs
 from bench.run import BenchConfig, run_benchmark, write_results
@@ -117,6 +118,24 @@ def test_quick_run_writes_results_and_a_readable_report(
 
 
 @needs_sipp_and_cc
+@pytest.mark.skipif(
+    shutil.which("taskset") is None
+    or shutil.which("redis-server") is None
+    or len(os.sched_getaffinity(0)) < 2,
+    reason="needs taskset, redis-server and two cores",
+)
+def test_a_router_profiled_apart_has_its_core_to_itself(tmp_path: Path) -> None:
+    # py-spy charges the router for time it waits while the runner runs on its
+    # core; for a profile the runner and Redis move to the other core.
+    with RouterUnderTest(tmp_path, core=0, helpers_core=1, store="redis") as system:
+        cores = {name: os.sched_getaffinity(pid) for name, pid in system.pids.items()}
+    assert cores == {"router": {0}, "runner": {1}, "redis": {1}}
+
+    with RouterUnderTest(tmp_path, core=1) as system:
+        cores = {name: os.sched_getaffinity(pid) for name, pid in system.pids.items()}
+    assert cores == {"router": {1}, "runner": {1}}
+
+
 def test_generator_counts_every_frame_lost_when_nothing_echoes(tmp_path: Path) -> None:
     # SIPp's UAS without -rtp_echo answers but never returns audio.
     load = GeneratorLoad(calls=3, rate=30, window_s=1.0, warmup_s=0.2, drain_s=0.3)
