@@ -124,6 +124,15 @@ class BridgedSweep:
         held = [step for step in self.steps if step.holds]
         return max(held, key=lambda step: step.calls) if held else None
 
+    def largest_within(self, p99_ms: float) -> BridgedStep | None:
+        """The held step with the most calls whose p99 latency is under ``p99_ms``.
+
+        A step can hold (almost no frame late or lost) with a p99 over a latency
+        target, while fewer calls meet it: the target asks for the calls that do.
+        """
+        within = [s for s in self.steps if s.holds and s.latency_p99_ms < p99_ms]
+        return max(within, key=lambda step: step.calls) if within else None
+
     @property
     def never_failed(self) -> bool:
         """Every N tried held: the figure is a lower bound (the answerer's limit,

@@ -157,6 +157,14 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         ),
         (
+            "bridged calls with p99 under the target",
+            f"{_value(figures.get('router_bridged_calls_within_p99_target'))} "
+            f"(p99 {_value(figures.get('router_bridged_latency_p99_ms_within_target'))}"
+            " ms)",
+            "",
+            "",
+        ),
+        (
             "router CPU / RSS per bridged call",
             f"{_value(figures['router_cpu_per_call_percent'])} % of a core / "
             f"{_value(figures['router_rss_per_call_kib'])} KiB",

@@ -65,7 +65,14 @@ from bench.workers_scaling import (
     update_scaling_docs,
 )
 
-__all__ = ["BenchConfig", "Targets", "main", "run_benchmark", "write_results"]
+__all__ = [
+    "BenchConfig",
+    "Targets",
+    "check_targets",
+    "main",
+    "run_benchmark",
+    "write_results",
+]
 
 RESULTS_DIR = REPO / "bench" / "results"
 DOCS_PATH = REPO / "docs" / "benchmarks.md"
@@ -185,8 +192,8 @@ def run_benchmark(
         results["calls_per_second"] = {k: v.as_dict() for k, v in rates.items()}
         results["bridged"] = {k: v.as_dict() for k, v in bridged.items()}
         results["setup_time"] = setup
-        results["figures"] = _figures(rates, bridged, setup)
-        results["targets"] = _check_targets(config.targets, results["figures"])
+        results["figures"] = _figures(rates, bridged, setup, config.targets)
+        results["targets"] = check_targets(config.targets, results["figures"])
         missed = [name for name, t in results["targets"].items() if not t["met"]]
         if config.profile and missed:
             try:
@@ -471,12 +478,14 @@ def _figures(
     rates: dict[str, RateSweep],
     bridged: dict[str, BridgedSweep],
     setup: dict[str, Any],
+    targets: Targets,
 ) -> dict[str, Any]:
     router_rate, sipp_rate = rates["router"].max_held, rates["sipp_uas"].max_held
     bare = rates.get("bare_python")
     bare_rate = bare.max_held if bare is not None else 0
     router_calls, relay_calls = bridged["router"].max_held, bridged["relay"].max_held
     held = bridged["router"].held_step()
+    within = bridged["router"].largest_within(targets.bridged_p99_ms)
     return {
         "router_calls_per_second": router_rate,
         "sipp_uas_calls_per_second": sipp_rate,
@@ -496,6 +505,11 @@ def _figures(
         "bridged_calls_ratio": _ratio(router_calls, relay_calls),
         "router_bridged_latency_p50_ms": held.latency_p50_ms if held else None,
         "router_bridged_latency_p99_ms": held.latency_p99_ms if held else None,
+        # The most calls that held with p99 under the target (see check_targets).
+        "router_bridged_calls_within_p99_target": within.calls if within else 0,
+        "router_bridged_latency_p99_ms_within_target": within.latency_p99_ms
+        if within
+        else None,
         "router_cpu_per_call_percent": round(100 * held.cpu_per_call, 4)
         if held
         else None,
@@ -510,9 +524,12 @@ def _figures(
     }
 
 
-def _check_targets(targets: Targets, figures: dict[str, Any]) -> dict[str, Any]:
+def check_targets(targets: Targets, figures: dict[str, Any]) -> dict[str, Any]:
+    """Each target: what it asks, what the run got, and whether it was met."""
     ratio = figures["calls_per_second_ratio"] or 0.0
     latency = figures["router_bridged_latency_p99_ms"]
+    within_calls = figures["router_bridged_calls_within_p99_target"]
+    within_latency = figures["router_bridged_latency_p99_ms_within_target"]
     rss = figures["router_rss_per_call_kib"]
     return {
         "calls_per_second": {
@@ -522,10 +539,11 @@ def _check_targets(targets: Targets, figures: dict[str, Any]) -> dict[str, Any]:
         },
         "bridged_calls": {
             "target": f">= {targets.bridged_calls} per core, p99 < {targets.bridged_p99_ms} ms",
-            "got": f"{figures['router_bridged_calls']} (p99 {latency} ms)",
-            "met": figures["router_bridged_calls"] >= targets.bridged_calls
-            and latency is not None
-            and latency < targets.bridged_p99_ms,
+            # The calls that held with p99 under the bound; the largest that
+            # held at all may have a higher p99 (it is reported beside them).
+            "got": f"{within_calls} (p99 {within_latency} ms); "
+            f"{figures['router_bridged_calls']} held (p99 {latency} ms)",
+            "met": within_calls >= targets.bridged_calls,
         },
         "setup_overhead": {
             "target": f"p99 < {targets.setup_p99_ms} ms",

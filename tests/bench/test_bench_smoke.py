@@ -21,13 +21,19 @@ from typing import Any, TypeVar
 import pytest
 
 from bench.bare import masked_frame, unmasked_frames
-from bench.bridged import BridgedStep
+from bench.bridged import BridgedStep, BridgedSweep
 from bench.calls_per_second import RateStep
 from bench.generator import GeneratorLoad, run_generator
 from bench.peers import RouterUnderTest, SippUas
 from bench.profile import top_frames
 from bench.report import DOCS_BEGIN, DOCS_END, format_report, update_docs
-from bench.run import BenchConfig, run_benchmark, write_results
+from bench.run import (
+    BenchConfig,
+    Targets,
+    check_targets,
+    run_benchmark,
+    write_results,
+)
 from bench.sweep import midpoint, step_up
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -243,6 +249,36 @@ def test_bridged_step_fails_when_a_call_gets_no_echo() -> None:
     step = _bridged_step(calls_without_echo=1)
     assert not step.holds
     assert "1 calls got no echo" in step.why_not
+
+
+def test_bridged_target_counts_the_most_calls_held_under_the_latency_bound() -> None:
+    # 300 calls held (few frames late) with p99 26 ms; 200 held with p99 2 ms.
+    sweep = BridgedSweep(
+        "router",
+        [
+            _bridged_step(calls=200, answered=200, latency_p99_ms=2.0),
+            _bridged_step(calls=300, answered=300, latency_p99_ms=26.0),
+            _bridged_step(calls=400, answered=400, frames_late=25_000),
+        ],
+    )
+    assert sweep.max_held == 300
+    within = sweep.largest_within(20.0)
+    assert within is not None and within.calls == 200
+
+    figures = {
+        "calls_per_second_ratio": 0.1,
+        "router_bridged_calls": 300,
+        "router_bridged_latency_p99_ms": 26.0,
+        "router_bridged_calls_within_p99_target": 200,
+        "router_bridged_latency_p99_ms_within_target": 2.0,
+        "setup_p99_overhead_ms": 1.0,
+        "router_rss_per_call_kib": 30.0,
+    }
+    verdict = check_targets(Targets(), figures)["bridged_calls"]
+    assert verdict["met"]
+    assert verdict["got"] == "200 (p99 2.0 ms); 300 held (p99 26.0 ms)"
+    figures["router_bridged_calls_within_p99_target"] = 150
+    assert not check_targets(Targets(), figures)["bridged_calls"]["met"]
 
 
 def test_top_frames_ranks_own_and_total_time() -> None:
