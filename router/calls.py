@@ -1,10 +1,12 @@
 """One :class:`Call` per inbound call: glue between SIP, numbers, media and runner.
 
-The call is an orchestrator. It asks :mod:`router.routing` where the call goes,
-:mod:`router.sip.sdp` what to answer, and a
+The call is an orchestrator. Its set-up, from the INVITE to our 200 OK or a
+refusal, is :mod:`router.call_setup`: it asks :mod:`router.routing` where the
+call goes, :mod:`router.calls_sdp` what to answer, and a
 :class:`~router.media.bridge.MediaBridge` for the RTP port and the runner
 stream; the bridge relays audio between them itself, in this process or in a
-media worker, so no frame passes through the call. It talks SIP only through
+media worker, so no frame passes through the call. Requests inside the dialog
+are :mod:`router.call_dialog`. It talks SIP only through
 the small :class:`Signalling` interface that :class:`~router.server.SipRouter`
 implements. Every way a call can end goes through :meth:`Call.end`, which
 releases the runner, the RTP port and the call's registrations exactly once.
@@ -23,43 +25,20 @@ from typing import Protocol
 
 import structlog
 
-from router.call_dialog import (
-    SessionExpiry,
-    answer_in_dialog,
-    answer_reinvite,
-    dialog_error_headers,
-    refresh_session_timer,
-)
+from router.call_dialog import SessionExpiry, answer_in_dialog, answer_reinvite
+from router.call_setup import set_up_call
 from router.calls_sdp import AnswerBuilder, SdpRejected, is_sdp
-from router.edge import EdgeRejected, TrunkGate
-from router.media.bridge import MediaBridge, MediaUnavailable
-from router.media.ports import PortsExhausted
+from router.edge import TrunkGate
+from router.media.bridge import MediaBridge
 from router.media.stats import MediaStats
 from router.numbers.cache import Lookup
 from router.numbers.models import Route, Trunk
 from router.records import CallRecorder, call_record
-from router.routing import (
-    RETRY_AFTER_OVERLOAD,
-    RouteRejected,
-    caller_number,
-    dialed_number,
-    find_route,
-)
-from router.runner.client import RunnerUnavailable, StreamStart
-from router.sip.dialog import (
-    Dialog,
-    DialogError,
-    SessionTimer,
-    new_tag,
-)
-from router.sip.errors import SipParseError
+from router.sip.dialog import Dialog, new_tag
 from router.sip.message import Request, Response, make_response
 from router.sip.transaction import ServerTransaction
 
 __all__ = ["Call", "CallConfig", "CallServices", "CallState", "Signalling"]
-
-# RFC 3261 §20.33: Retry-After for a runner that cannot take the call.
-RETRY_AFTER_RUNNER = 30
 
 # One proxy for every call: each call binds its own fields onto it, which is
 # a quarter of the cost of looking the logger up again per call.
@@ -159,140 +138,19 @@ class Call:
     # -- set-up -------------------------------------------------------------
 
     def start(self) -> None:
-        """Run the set-up in a task of its own."""
-        self.task = asyncio.get_running_loop().create_task(self._set_up())
+        """Run the set-up (router.call_setup) in a task of its own."""
+        self.task = asyncio.get_running_loop().create_task(set_up_call(self))
 
-    async def _set_up(self) -> None:
-        try:
-            await self._route_and_answer()
-            return
-        except EdgeRejected as error:
-            if error.status == 0:
-                self.signalling.forget(self.invite)  # stealth: no answer at all
-            else:
-                self._reject(error.status, error.reason, headers=error.headers)
-        except RouteRejected as error:
-            self._reject(error.status, error.reason, error.retry_after)
-        except SdpRejected as error:
-            self._reject(error.status, error.reason)
-        except SipParseError as error:
-            self._reject(400, error.reason)
-        except DialogError as error:
-            self._reject(
-                error.status, error.reason, headers=dialog_error_headers(error)
-            )
-        except RunnerUnavailable as error:
-            self.log.info("runner_unavailable", reason=error.reason)
-            self._reject(480, "Runner Unavailable", RETRY_AFTER_RUNNER)
-        except PortsExhausted:
-            self._reject(503, "No Media Ports", RETRY_AFTER_OVERLOAD)
-        except MediaUnavailable as error:
-            self.log.warning("media_unavailable", reason=str(error))
-            self._reject(503, "Media Unavailable", RETRY_AFTER_OVERLOAD)
-        except asyncio.CancelledError:
-            # Only on_cancel() and end() cancel the set-up; both answer first.
-            await self.end(self.ended_reason or "cancelled", send_bye=False)
-            raise
-        except Exception:
-            self.log.exception("call_setup_failed")
-            self._reject(500, "Server Internal Error")
-        await self.end(f"rejected-{self.final_status}", send_bye=False)
-
-    async def _route_and_answer(self) -> None:
-        request = self.invite.request
-
-        # 1. Which trunk is calling? Nothing is looked up for a refused source.
-        admission = await self.services.gate.admit(request, self.invite.peer.host)
-        # RFC 3261 §17.2.1: 100 Trying as soon as we know we will answer.
-        self.signalling.respond(self.invite, make_response(request, 100))
-        self.trunk = admission.trunk
-        _check_dialog_fields(request)
-
-        # 2. Where does the call go?
-        country = (self.trunk.default_country if self.trunk else None) or (
-            self.config.default_country
-        )
-        # C13: a carrier that delivers to our registration names its username
-        # in the Request-URI; then the number is in To.
-        registered = self.trunk.username if self.trunk and self.trunk.register else None
-        number = dialed_number(request, country, registered)
-        self.log = self.log.bind(to=number.e164 or number.raw)
-        self.route = await find_route(self.services.lookup, number, self.trunk)
-        assert self.route.pipe is not None
-        self.log = self.log.bind(pipe_id=self.route.pipe.pipe_id)
-        self._save_record()
-
-        # 3. Media: an RTP port, and an answer to the caller's offer (or our
-        #    own offer for a late-offer INVITE, RFC 3261 §13.2.1).
-        self.media = self.services.media_factory(self)
-        port = await self.media.open()
-        self.answer = AnswerBuilder(self.config.advertise, port)
-        offer = request.body if is_sdp(request) else None
-        audio = self.answer.answer_offer(offer)
-
-        # 4. Ring while the runner connects (RFC 3261 §13.3.1.1).
+    def ring(self) -> None:
+        """180 Ringing while the runner connects (RFC 3261 §13.3.1.1)."""
         self._set_state(CallState.RINGING)
         self._provisional(180)
-        await self.media.connect_runner(
-            self.route.pipe.runner_url,
-            self._stream_start(number.e164 or number.raw),
-            self.config.ringing_timeout,
-        )
 
-        # 5. Ready: start media, then answer with our SDP.
-        if audio is not None:
-            self.media.configure(audio)
-            await self.media.configured()
-        self._answer()
-
-    def _stream_start(self, to: str) -> StreamStart:
-        request = self.invite.request
-        assert self.route is not None and self.route.pipe is not None
-        params = {
-            "to": to,
-            "from": caller_number(request),
-            "pipe_id": self.route.pipe.pipe_id,
-            "number_id": self.route.number.number_id,
-            "sip_call_id": request.call_id,
-        }
-        for name, value in request.headers.items():
-            if name.lower().startswith("x-"):
-                params[name] = value
-        return StreamStart(
-            call_sid=self.call_id,
-            stream_sid="MZ" + secrets.token_hex(16),
-            account_sid=self.route.pipe.pipe_id,
-            custom_parameters=params,
-        )
-
-    def _answer(self) -> None:
-        assert self.answer is not None
-        request = self.invite.request
-        self.dialog = Dialog.from_invite(
-            request, self.local_tag, self.invite.peer.transport
-        )
-        # RFC 4028 §9: echo the interval and say who refreshes.
-        timer = SessionTimer.from_request(request)
-        headers = self.dialog_headers() + refresh_session_timer(self, timer)
-        response = make_response(
-            request,
-            200,
-            to_tag=self.local_tag,
-            headers=headers,
-            body=self.answer.current_sdp(),
-            content_type="application/sdp",
-        )
+    def mark_answered(self) -> None:
+        """Our 200 OK is about to go: the call is answered."""
         self._set_state(CallState.ANSWERED)
         self.final_status = 200
         self.answered_at = time.time()
-        self._save_record()
-        self.signalling.respond(self.invite, response)
-        self.signalling.dialog_established(self)
-        assert self.route is not None and self.route.pipe is not None
-        self._call_later(
-            self.route.pipe.max_call_duration_s,
-            lambda: self._spawn_end("max-duration", send_bye=True),
-        )
 
     def dialog_headers(self) -> list[tuple[str, str]]:
         """Headers of every 2xx we send in the dialog."""
@@ -313,13 +171,14 @@ class Call:
         )
         self.signalling.respond(self.invite, response)
 
-    def _reject(
+    def reject(
         self,
         status: int,
         reason: str,
         retry_after: int | None = None,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        """Answer the INVITE with a final refusal (the set-up is over)."""
         self.log.info("call_rejected", status=status, reason=reason)
         response = make_response(
             self.invite.request, status, reason, to_tag=self.local_tag
@@ -371,7 +230,7 @@ class Call:
     def _abandon_set_up(self, reason: str) -> None:
         if self.state not in (CallState.ROUTING, CallState.RINGING):
             return
-        self._reject(487, "Request Terminated")
+        self.reject(487, "Request Terminated")
         self.ended_reason = reason
         if self.task is not None and not self.task.done():
             self.task.cancel()  # its handler ends the call
@@ -409,8 +268,12 @@ class Call:
 
     # -- timers -------------------------------------------------------------
 
-    def _call_later(self, seconds: float, callback: Callable[[], None]) -> None:
-        self._timers.append(asyncio.get_running_loop().call_later(seconds, callback))
+    def end_after(self, seconds: float, reason: str) -> None:
+        """End the call with a BYE after ``seconds`` (unless it has ended by then)."""
+        handle = asyncio.get_running_loop().call_later(
+            seconds, lambda: self._spawn_end(reason, send_bye=True)
+        )
+        self._timers.append(handle)
 
     # -- the end ------------------------------------------------------------
 
@@ -428,7 +291,7 @@ class Call:
         self.state = CallState.ENDED
         self.ended_reason = reason
         self.ended_at = time.time()
-        self._save_record()
+        self.save_record()
         for handle in self._timers:
             handle.cancel()
         self.session_expiry.stop()
@@ -452,7 +315,8 @@ class Call:
             "call_state", state=CallState.ENDED.value, reason=reason, **fields
         )
 
-    def _save_record(self) -> None:
+    def save_record(self) -> None:
+        """Queue the call's record as it stands now (once it is routed)."""
         recorder = self.services.recorder
         if (
             recorder is not None
@@ -464,15 +328,3 @@ class Call:
     def _set_state(self, state: CallState, **fields: object) -> None:
         self.state = state
         self.log.info("call_state", state=state.value, **fields)
-
-
-def _check_dialog_fields(invite: Request) -> None:
-    """Refuse, before ringing, an INVITE whose dialog we could not set up.
-
-    Raises:
-        SipParseError: no Contact (RFC 3261 §8.1.1.8: an INVITE must carry one).
-        DialogError: a Session-Expires we refuse (RFC 4028 §6: 422 when too small).
-    """
-    if invite.contact is None:
-        raise SipParseError("Missing Contact header")
-    SessionTimer.from_request(invite)
