@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from router.call_table import CallTable
 from router.calls import Call, CallConfig, CallServices, CallState
 from router.edge import EdgePolicy, TrunkGate
 from router.media.bridge import LocalBridge, MediaBridge, PortUsage
@@ -23,14 +24,9 @@ from router.media.ports import RtpPortPool
 from router.media.workers import WorkerPool, WorkerPoolConfig
 from router.numbers.cache import DirectLookup, Lookup
 from router.numbers.store import Store
-from router.overload import (
-    LoopLagMonitor,
-    OverloadGuard,
-    OverloadPolicy,
-    ShedReason,
-    ShedReport,
-)
+from router.overload import OverloadPolicy
 from router.records import CallRecorder
+from router.shedding import CallShedding
 from router.sip.dialog import Dialog, new_tag
 from router.sip.errors import SipParseError
 from router.sip.message import Request, Response, make_response
@@ -110,20 +106,12 @@ class SipRouter:
             self.port_pool = self.workers.ports
         else:
             self.port_pool = self._rtp_pool = RtpPortPool(*config.rtp_ports)
-        self.calls: dict[int, Call] = {}
-        self.dialogs: dict[tuple[str, str, str], Call] = {}
-        self.invites: dict[tuple[str, str, int], Call] = {}
+        self.calls = CallTable()
         self.counters: Counter[str] = Counter()
-        # Shown from the start, so a dashboard sees 0 rather than no series.
-        self.counters["calls_shed"] = 0
-        self.overload = OverloadGuard(config.overload)
-        self._lag_monitor = LoopLagMonitor(
-            self.overload, traffic=self._traffic, queue=self._receive_queue
+        self.shedding = CallShedding(
+            config.overload, self.layer, self.transports, self.counters
         )
-        self._shed_report = ShedReport()
-        # The INVITE transactions (by id) of calls still in set-up: routing or
-        # ringing. A call leaves the set when it is answered or ends.
-        self._setting_up: set[int] = set()
+        self.overload = self.shedding.guard
         self.port = config.sip_port
         self.draining = False
         self.listening = False
@@ -160,7 +148,7 @@ class SipRouter:
             if self.workers is not None:
                 await self.workers.stop()
             raise
-        self._lag_monitor.start()
+        self.shedding.start()
         self.listening = True
         log.info("sip_listening", bind=self.config.bind, port=self.port)
 
@@ -168,15 +156,14 @@ class SipRouter:
         """Hang up every call (BYE), then close the transports."""
         self.draining = True
         self.listening = False
-        calls = list(self.calls.values())
         await asyncio.gather(
-            *(call.end("shutdown", send_bye=True) for call in calls),
+            *(call.end("shutdown", send_bye=True) for call in self.calls.values()),
             return_exceptions=True,
         )
         self._flush()
         if self._timer is not None:
             self._timer.cancel()
-        self._lag_monitor.stop()
+        self.shedding.stop()
         await self.transports.close()
         if self.workers is not None:
             await self.workers.stop()
@@ -189,7 +176,7 @@ class SipRouter:
     @property
     def setting_up_calls(self) -> int:
         """Calls in set-up (routing or ringing), which the overload limit counts."""
-        return len(self._setting_up)
+        return self.calls.setting_up
 
     # -- receiving ----------------------------------------------------------
 
@@ -213,15 +200,15 @@ class SipRouter:
         if isinstance(event, RequestReceived):
             self._request(event.transaction)
         elif isinstance(event, AckReceived):
-            call = self._call_for(event.request)
+            call = self.calls.for_request(event.request)
             if call is not None:
                 call.on_ack(event.request)
         elif isinstance(event, CancelReceived):
-            call = self.calls.get(id(event.invite))
+            call = self.calls.for_invite(event.invite)
             if call is not None:
                 call.on_cancel()
         elif isinstance(event, AckTimeout):
-            call = self.calls.get(id(event.invite))
+            call = self.calls.for_invite(event.invite)
             if call is not None:
                 call.on_ack_timeout()
 
@@ -272,12 +259,12 @@ class SipRouter:
             # 503 only for faults of the whole instance (RFC 3261 §21.5.4).
             self._refuse_new_call(transaction, "Call Limit Reached", 5)
             return
-        shed = self.overload.check(self._now(), len(self._setting_up))
-        if shed is not None:
-            self._shed(transaction, shed)
-            return
         request = transaction.request
-        if _invite_key(request) in self.invites:
+        if self.shedding.sheds(self._now(), self.calls.setting_up, request.call_id):
+            retry_after = self.config.overload.retry_after_s
+            self._refuse_new_call(transaction, "Service Unavailable", retry_after)
+            return
+        if self.calls.is_merged(request):
             # RFC 3261 §8.2.2.2: the same INVITE again on another branch (it
             # forked upstream and came by two paths): a merged request.
             self._simple(transaction, 482, "Loop Detected")
@@ -290,12 +277,7 @@ class SipRouter:
             ),
             config=self.config.call,
         )
-        self.calls[id(transaction)] = call
-        self.invites[_invite_key(request)] = call
-        # Our To-tag is chosen already, so the early dialog (§12.1) is indexed
-        # now: a BYE or re-INVITE sent before our 200 finds the call.
-        self.dialogs[_early_dialog_key(call)] = call
-        self._setting_up.add(id(transaction))
+        self.calls.add(call)
         self.counters["calls_started"] += 1
         call.start()
 
@@ -308,46 +290,9 @@ class SipRouter:
         response.headers.add("Retry-After", str(retry_after))
         self.respond(transaction, response)
 
-    def _traffic(self) -> tuple[int, int]:
-        """Requests and retransmitted requests received so far (router.overload)."""
-        layer = self.layer
-        return layer.requests_received, layer.retransmissions_received
-
-    def _receive_queue(self) -> tuple[int, int, int]:
-        """Bytes queued on the SIP UDP socket; bytes and datagrams read so far."""
-        transports = self.transports
-        return (
-            transports.udp_queue_bytes(),
-            transports.udp_bytes_received,
-            transports.udp_datagrams_received,
-        )
-
-    def _shed(self, transaction: ServerTransaction, reason: ShedReason) -> None:
-        """Refuse a new INVITE because the router is overloaded (router.overload)."""
-        self.overload.shed += 1
-        self.counters["calls_shed"] += 1
-        self.counters[f"calls_shed_{reason.name.lower()}"] += 1
-        policy = self.config.overload
-        self._refuse_new_call(transaction, "Service Unavailable", policy.retry_after_s)
-        now = self._now()
-        count = self._shed_report.count(now)
-        if count is not None:
-            log.warning(
-                "calls_shed",
-                reason=reason.value,
-                count=count,
-                setting_up=len(self._setting_up),
-                loop_lag_ms=round(self.overload.current_lag(now) * 1000, 1),
-                receive_queue_ms=round(self.overload.queue_wait_s * 1000, 1),
-                admit_percent=round(self.overload.admit_share * 100, 1),
-                retransmissions=self.overload.window_retransmissions,
-                requests=self.overload.window_requests,
-                sip_call_id=transaction.request.call_id,
-            )
-
     def _in_dialog(self, transaction: ServerTransaction) -> None:
         request = transaction.request
-        call = self._call_for(request)
+        call = self.calls.for_request(request)
         if call is None or call.state is CallState.ENDED:
             # §12.2.2: a request for a dialog we do not know.
             self._simple(transaction, 481, "Call/Transaction Does Not Exist")
@@ -362,10 +307,6 @@ class SipRouter:
             self._method_not_allowed(transaction)
         else:
             self._simple(transaction, 501, "Not Implemented")
-
-    def _call_for(self, request: Request) -> Call | None:
-        key = (request.call_id, request.to_tag or "", request.from_tag or "")
-        return self.dialogs.get(key)
 
     def _media_for(self, call: Call) -> MediaBridge:
         """The call's media bridge: in a media worker, or in this process."""
@@ -432,19 +373,11 @@ class SipRouter:
 
     def dialog_established(self, call: Call) -> None:
         """Index a call by its dialog so in-dialog requests find it."""
-        assert call.dialog is not None
-        self.dialogs[call.dialog.key] = call
-        self._setting_up.discard(id(call.invite))
+        self.calls.answered(call)
 
     def call_ended(self, call: Call) -> None:
         """Forget a call that has ended."""
-        self.calls.pop(id(call.invite), None)
-        self._setting_up.discard(id(call.invite))
-        if self.invites.get(_invite_key(call.invite.request)) is call:
-            del self.invites[_invite_key(call.invite.request)]
-        self.dialogs.pop(_early_dialog_key(call), None)
-        if call.dialog is not None:
-            self.dialogs.pop(call.dialog.key, None)
+        self.calls.remove(call)
         # The INVITE transaction lingers 64*T1 past the answer (RFC 6026 §7.1)
         # to absorb retransmissions; the request's parsed values need not.
         call.invite.request.headers.compact()
@@ -521,17 +454,6 @@ def _worker_pool(config: RouterConfig) -> WorkerPool | None:
             log_format=config.log_format,
         )
     )
-
-
-def _invite_key(invite: Request) -> tuple[str, str, int]:
-    """Call-ID, From tag and CSeq number: what §8.2.2.2 compares."""
-    return (invite.call_id, invite.from_tag or "", invite.cseq[0])
-
-
-def _early_dialog_key(call: Call) -> tuple[str, str, str]:
-    """The dialog ID (§12) our responses to the call's INVITE set up."""
-    request = call.invite.request
-    return (request.call_id, call.local_tag, request.from_tag or "")
 
 
 def _unsupported_extensions(request: Request) -> list[str]:
