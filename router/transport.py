@@ -1,5 +1,7 @@
 """asyncio SIP transports: UDP and TCP endpoints that feed the sans-I/O core.
 
+TCP connections themselves are :mod:`router.transport_tcp`.
+
 Both transports parse what they receive into :class:`~router.sip.message.Request`
 or :class:`~router.sip.message.Response` objects and hand them, with the
 :class:`~router.sip.transaction.Peer` they came from, to one callback. Sending
@@ -18,19 +20,14 @@ import socket
 import struct
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import structlog
 
 from router.sip.errors import SipParseError
-from router.sip.message import (
-    Request,
-    Response,
-    StreamFramer,
-    make_response,
-    parse_message,
-)
+from router.sip.message import Request, Response, make_response, parse_message
 from router.sip.transaction import Outgoing, Peer
+from router.transport_tcp import TcpConnection, TcpConnections
 
 __all__ = [
     "MAX_UDP_DATAGRAM",
@@ -122,71 +119,6 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("udp_error", error=str(exc))
 
 
-class _TcpConnection(asyncio.Protocol):
-    """One SIP-over-TCP connection, framed by Content-Length (§18.3)."""
-
-    def __init__(self, owner: SipTransports) -> None:
-        self.owner = owner
-        self.framer = StreamFramer(max_size=owner.limits.max_message_size)
-        self.transport: asyncio.Transport | None = None
-        self.peer: Peer | None = None
-        self.idle_handle: asyncio.TimerHandle | None = None
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A cast, not an isinstance check: uvloop's TCP transport (what
-        # `sip-router run` uses) has asyncio.Transport's methods without
-        # subclassing it.
-        stream = self.transport = cast(asyncio.Transport, transport)
-        host, port = stream.get_extra_info("peername")[:2]
-        self.peer = Peer("TCP", host, port, connection=self)
-        if not self.owner.add_connection(self):
-            log.warning("tcp_connection_limit", peer=host)
-            stream.abort()
-            return
-        self._touch()
-
-    def data_received(self, data: bytes) -> None:
-        assert self.peer is not None and self.transport is not None
-        self._touch()
-        try:
-            messages = self.framer.feed(data)
-        except SipParseError as error:
-            self.owner.parse_failed(error, self.peer)
-            self.transport.close()
-            return
-        if self.framer.pongs_due:
-            # RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
-            self.transport.write(b"\r\n" * self.framer.pongs_due)
-            self.framer.pongs_due = 0
-        for message in messages:
-            self.owner.deliver(message, self.peer)
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-            self._touch()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
-        self.owner.remove_connection(self)
-
-    def _touch(self) -> None:
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
-        loop = asyncio.get_running_loop()
-        self.idle_handle = loop.call_later(
-            self.owner.limits.tcp_idle_timeout, self._idle
-        )
-
-    def _idle(self) -> None:
-        if self.transport is not None:
-            log.info("tcp_idle_close", peer=self.peer.host if self.peer else None)
-            self.transport.close()
-
-
 class SipTransports:
     """UDP and TCP listeners on one address, plus the sending side."""
 
@@ -204,8 +136,7 @@ class SipTransports:
         self.udp_datagrams_received = 0
         """SIP datagrams read so far."""
         self.tcp_server: asyncio.Server | None = None
-        self.connections: set[_TcpConnection] = set()
-        self._by_address: dict[tuple[str, int], _TcpConnection] = {}
+        self.connections = TcpConnections(self.limits.max_tcp_connections)
         self._pending: set[asyncio.Task[None]] = set()
         self.parse_errors = 0
 
@@ -260,7 +191,7 @@ class SipTransports:
             )
         if tcp:
             self.tcp_server = await loop.create_server(
-                lambda: _TcpConnection(self),
+                lambda: TcpConnection(self),
                 host,
                 port,
                 family=family,
@@ -275,9 +206,7 @@ class SipTransports:
             self.udp.close()
         if self.tcp_server is not None:
             self.tcp_server.close()
-        for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.close()
+        self.connections.close_all()
         for task in list(self._pending):
             task.cancel()
         if self._pending:
@@ -336,7 +265,7 @@ class SipTransports:
     def _send_response(self, data: bytes, response: Response, peer: Peer) -> None:
         if peer.reliable:
             connection = peer.connection
-            if isinstance(connection, _TcpConnection) and not connection.closed:
+            if isinstance(connection, TcpConnection) and not connection.closed:
                 connection.write(data)
                 return
             # §18.2.2: the connection is gone; send over one to the Via sent-by
@@ -349,7 +278,7 @@ class SipTransports:
     def _send_request(self, data: bytes, peer: Peer) -> None:
         if peer.reliable:
             connection = peer.connection
-            if isinstance(connection, _TcpConnection) and not connection.closed:
+            if isinstance(connection, TcpConnection) and not connection.closed:
                 connection.write(data)
                 return
             self._send_stream(data, peer.host, peer.port)
@@ -360,7 +289,7 @@ class SipTransports:
         # Reuse an open connection to that address (one we opened for an
         # earlier message, such as the first copy of a retransmitted 2xx),
         # so retransmissions do not each open a connection of their own.
-        connection = self._by_address.get((host, port))
+        connection = self.connections.to(host, port)
         if connection is not None and not connection.closed:
             connection.write(data)
             return
@@ -394,7 +323,7 @@ class SipTransports:
         loop = asyncio.get_running_loop()
         try:
             _, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpConnection(self), host, port),
+                loop.create_connection(lambda: TcpConnection(self), host, port),
                 self.limits.tcp_connect_timeout,
             )
         except (OSError, TimeoutError) as error:
@@ -402,32 +331,13 @@ class SipTransports:
                 "sip_tcp_connect_failed", host=host, port=port, error=str(error)
             )
             return
-        assert isinstance(protocol, _TcpConnection)
+        assert isinstance(protocol, TcpConnection)
         protocol.write(data)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
-
-    # -- connection bookkeeping --------------------------------------------
-
-    def add_connection(self, connection: _TcpConnection) -> bool:
-        """Register a connection; False when the connection limit is reached."""
-        if len(self.connections) >= self.limits.max_tcp_connections:
-            return False
-        self.connections.add(connection)
-        if connection.peer is not None:
-            self._by_address[(connection.peer.host, connection.peer.port)] = connection
-        return True
-
-    def remove_connection(self, connection: _TcpConnection) -> None:
-        """Forget a closed connection."""
-        self.connections.discard(connection)
-        if connection.peer is not None:
-            key = (connection.peer.host, connection.peer.port)
-            if self._by_address.get(key) is connection:
-                del self._by_address[key]
 
 
 def _udp_socket(host: str, port: int, family: int) -> socket.socket:
