@@ -17,7 +17,8 @@ from router.numbers.models import Number, NumberStatus, Route, Trunk, TrunkType
 from router.numbers.store import StoreUnavailable
 from router.sip.errors import SipParseError
 from router.sip.message import Request
-from router.sip.uri import SipUri, TelUri, parse_name_address, parse_uri
+from router.sip.name_address import parse_name_address
+from router.sip.uri import SipUri, TelUri, parse_uri
 
 __all__ = [
     "DialedNumber",

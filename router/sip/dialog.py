@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from router.sip.errors import SipParseError
 from router.sip.message import Headers, Request
+from router.sip.name_address import parse_name_address
 from router.sip.transaction import new_branch
-from router.sip.uri import SipUri, TelUri, parse_name_address, parse_uri
+from router.sip.uri import SipUri, TelUri, parse_uri
 
 __all__ = [
     "MIN_SESSION_EXPIRES",

@@ -5,7 +5,8 @@ stored in their canonical spelling (``call-id`` and ``i`` both become
 ``Call-ID``) so that what we send reads the way the RFCs write it; unknown
 names keep the spelling they arrived with.
 
-Values are kept as text and decoded only when somebody asks: the message layer
+How names are spelled and matched is :mod:`router.sip.header_names`. Values are
+kept as text and decoded only when somebody asks: the message layer
 caches decoded values with :meth:`Headers.parsed`, and every change to the
 headers drops that cache.
 """
@@ -17,176 +18,17 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar, cast
 
 from router.sip.errors import SipParseError
+from router.sip.header_names import (
+    LIST_HEADERS,
+    NAME_TABLE,
+    canonical_name,
+    header_key,
+    is_token,
+)
 
-__all__ = [
-    "COMPACT_FORMS",
-    "LIST_HEADERS",
-    "TOKEN_CHARS",
-    "Headers",
-    "canonical_name",
-    "header_key",
-    "is_token",
-    "parse_header_lines",
-    "split_list",
-]
+__all__ = ["Headers", "parse_header_lines", "split_list"]
 
 T = TypeVar("T")
-
-# RFC 3261 §7.3.3 and the extensions that define a compact form.
-COMPACT_FORMS: dict[str, str] = {
-    "i": "Call-ID",
-    "f": "From",
-    "t": "To",
-    "v": "Via",
-    "m": "Contact",
-    "l": "Content-Length",
-    "c": "Content-Type",
-    "k": "Supported",
-    "s": "Subject",
-    "e": "Content-Encoding",
-    "o": "Event",  # RFC 6665 §8.2.1
-    "r": "Refer-To",  # RFC 3515 §2.1
-    "b": "Referred-By",  # RFC 3892 §3
-    "x": "Session-Expires",  # RFC 4028 §4
-    "u": "Allow-Events",  # RFC 6665 §8.2.2
-    "a": "Accept-Contact",  # RFC 3841 §9.2
-    "j": "Reject-Contact",  # RFC 3841 §9.2
-    "d": "Request-Disposition",  # RFC 3841 §9.1
-    "y": "Identity",  # RFC 8224 §4
-}
-
-# The spelling we emit for the header fields we know.
-_KNOWN_NAMES = (
-    "Accept",
-    "Accept-Contact",
-    "Accept-Encoding",
-    "Accept-Language",
-    "Alert-Info",
-    "Allow",
-    "Allow-Events",
-    "Authentication-Info",
-    "Authorization",
-    "Call-ID",
-    "Call-Info",
-    "Contact",
-    "Content-Disposition",
-    "Content-Encoding",
-    "Content-Language",
-    "Content-Length",
-    "Content-Type",
-    "CSeq",
-    "Date",
-    "Diversion",
-    "Error-Info",
-    "Event",
-    "Expires",
-    "From",
-    "History-Info",
-    "Identity",
-    "In-Reply-To",
-    "Max-Forwards",
-    "MIME-Version",
-    "Min-Expires",
-    "Min-SE",
-    "Organization",
-    "P-Asserted-Identity",
-    "P-Charging-Vector",
-    "P-Preferred-Identity",
-    "Path",
-    "Priority",
-    "Privacy",
-    "Proxy-Authenticate",
-    "Proxy-Authorization",
-    "Proxy-Require",
-    "RAck",
-    "Reason",
-    "Record-Route",
-    "Refer-To",
-    "Referred-By",
-    "Reject-Contact",
-    "Remote-Party-ID",
-    "Replaces",
-    "Reply-To",
-    "Request-Disposition",
-    "Require",
-    "Retry-After",
-    "Route",
-    "RSeq",
-    "Server",
-    "Service-Route",
-    "Session-Expires",
-    "Subject",
-    "Subscription-State",
-    "Supported",
-    "Timestamp",
-    "To",
-    "Unsupported",
-    "User-Agent",
-    "Via",
-    "Warning",
-    "WWW-Authenticate",
-)
-
-# lower-case name (long or compact) -> (canonical name, lookup key)
-_CANONICAL: dict[str, tuple[str, str]] = {
-    name.lower(): (name, name.lower()) for name in _KNOWN_NAMES
-}
-_CANONICAL.update(
-    {short: (long, long.lower()) for short, long in COMPACT_FORMS.items()}
-)
-
-# Header fields whose value is a comma-separated list that may equally be sent
-# as several header lines (RFC 3261 §7.3.1). Others (Date, WWW-Authenticate,
-# Authorization ...) contain commas that do not separate values.
-LIST_HEADERS = frozenset(
-    name.lower()
-    for name in (
-        "Accept",
-        "Accept-Encoding",
-        "Accept-Language",
-        "Allow",
-        "Allow-Events",
-        "Contact",
-        "Content-Encoding",
-        "Content-Language",
-        "History-Info",
-        "In-Reply-To",
-        "P-Asserted-Identity",
-        "P-Preferred-Identity",
-        "Path",
-        "Proxy-Require",
-        "Record-Route",
-        "Require",
-        "Route",
-        "Service-Route",
-        "Supported",
-        "Unsupported",
-        "Via",
-    )
-)
-
-# RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_"
-#                           / "+" / "`" / "'" / "~")
-TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-
-
-def is_token(text: str) -> bool:
-    """Return True if `text` is a non-empty RFC 3261 token."""
-    # str.strip with a character set runs in C: whatever survives is not a token char.
-    return bool(text) and not text.strip(TOKEN_CHARS)
-
-
-def canonical_name(name: str) -> str:
-    """Return the spelling we use for header `name` (compact forms expanded)."""
-    known = _CANONICAL.get(name.lower())
-    return known[0] if known else name
-
-
-def header_key(name: str) -> str:
-    """Return the case-folded lookup key of header `name` (compact forms expanded)."""
-    lowered = name.lower()
-    known = _CANONICAL.get(lowered)
-    return known[1] if known else lowered
 
 
 def split_list(value: str) -> list[str]:
@@ -264,7 +106,7 @@ def parse_header_lines(text: str, max_headers: int) -> Headers:
             raise SipParseError("Bad header line", repr(line[:40]))
         # RFC 3261 §7.3.1: HCOLON allows whitespace between the name and the colon.
         name = line[:colon].rstrip(" \t")
-        known = _CANONICAL.get(name.lower()) or _unknown_name(name)
+        known = NAME_TABLE.get(name.lower()) or _unknown_name(name)
         value = line[colon + 1 :].strip(" \t")
         fields.append((known[0], value))
         values = index.get(known[1])

@@ -1,4 +1,7 @@
-"""SIP and tel URIs, name-addresses and Via values (RFC 3261 §19, §20, §25; RFC 3966).
+"""SIP and tel URIs (RFC 3261 §19, §25; RFC 3966), and the pieces other values share.
+
+Name-addresses are :mod:`router.sip.name_address`, Via values :mod:`router.sip.via`;
+both read host, port and parameters with the functions here.
 
 Carriers put routing data in odd places: number-portability parameters inside
 the user part (``sip:+14155550100;npdi;rn=+14155550199@host;user=phone``),
@@ -14,21 +17,22 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from router.sip.errors import SipParseError
-from router.sip.headers import is_token
+from router.sip.header_names import is_token
 
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_TLS_PORT",
-    "NameAddress",
+    "Params",
     "SipUri",
     "TelUri",
-    "Via",
+    "check_uri_chars",
     "format_host",
+    "format_hostport",
+    "format_params",
     "parse_hostport",
-    "parse_name_address",
     "parse_params",
+    "parse_port",
     "parse_uri",
-    "parse_via",
 ]
 
 # RFC 3261 §19.1.2: 5060 for sip:, 5061 for sips: (and SIP over TLS).
@@ -59,12 +63,12 @@ def format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _format_hostport(host: str, port: int | None) -> str:
+def format_hostport(host: str, port: int | None) -> str:
     text = format_host(host)
     return text if port is None else f"{text}:{port}"
 
 
-def _format_params(params: Params) -> str:
+def format_params(params: Params) -> str:
     return "".join(
         f";{name}" if value is None else f";{name}={value}"
         for name, value in params.items()
@@ -94,14 +98,14 @@ def parse_hostport(text: str, what: str = "URI") -> tuple[str, int | None]:
             return host, None
         if rest[0] != ":":
             raise SipParseError(f"Bad {what}", "junk after IPv6 address")
-        return host, _parse_port(rest[1:], what)
+        return host, parse_port(rest[1:], what)
     if text.count(":") > 1:
         # An IPv6 literal without brackets: invalid, but unambiguous without a port.
         return _check_ipv6(text, what), None
     host, colon, port = text.partition(":")
     if not host or host.strip(_HOST_CHARS):
         raise SipParseError(f"Bad {what}", f"bad host {host[:40]!r}")
-    return host, _parse_port(port, what) if colon else None
+    return host, parse_port(port, what) if colon else None
 
 
 def _check_ipv6(text: str, what: str) -> str:
@@ -112,7 +116,7 @@ def _check_ipv6(text: str, what: str) -> str:
     return text
 
 
-def _parse_port(text: str, what: str) -> int:
+def parse_port(text: str, what: str) -> int:
     # RFC 3261 §25.1: port = 1*DIGIT; anything past 65535 cannot be a UDP/TCP port.
     if not text or text.strip(_DIGITS) or len(text) > 5 or int(text) > 65535:
         raise SipParseError(f"Bad {what}", f"bad port {text[:10]!r}")
@@ -167,7 +171,7 @@ def _decode(text: str) -> str:
     return unquote(text) if "%" in text else text
 
 
-def _check_uri_chars(text: str) -> None:
+def check_uri_chars(text: str) -> None:
     if not text or not _URI_FORBIDDEN.isdisjoint(text):
         raise SipParseError("Bad URI", f"forbidden character in {text[:60]!r}")
 
@@ -236,8 +240,8 @@ class SipUri:
         if self.user is not None:
             password = "" if self.password is None else f":{self.password}"
             userinfo = f"{self.user}{password}@"
-        text = f"{self.scheme}:{userinfo}{_format_hostport(self.host, self.port)}"
-        text += _format_params(self.params)
+        text = f"{self.scheme}:{userinfo}{format_hostport(self.host, self.port)}"
+        text += format_params(self.params)
         if self.headers:
             text += "?" + "&".join(
                 f"{name}={value}" for name, value in self.headers.items()
@@ -277,7 +281,7 @@ class TelUri:
         return self.number.startswith("+")
 
     def __str__(self) -> str:
-        return f"tel:{self.number}{_format_params(self.params)}"
+        return f"tel:{self.number}{format_params(self.params)}"
 
 
 def parse_uri(text: str) -> SipUri | TelUri:
@@ -288,7 +292,7 @@ def parse_uri(text: str) -> SipUri | TelUri:
             ``"Unsupported URI scheme"`` (status 416, RFC 3261 §8.2.2.1) for any
             other scheme.
     """
-    _check_uri_chars(text)
+    check_uri_chars(text)
     scheme, colon, rest = text.partition(":")
     scheme = scheme.lower()
     if not colon or not rest:
@@ -357,212 +361,3 @@ def _parse_tel_uri(rest: str) -> TelUri:
     if not valid:
         raise SipParseError("Bad URI", f"bad telephone number {number[:40]!r}")
     return TelUri(number=number, params=parse_params(params_text))
-
-
-# -- name-addr / addr-spec (From, To, Contact, Route, Record-Route) -------------
-
-
-@dataclass
-class NameAddress:
-    """A name-address header value: ``"Display" <uri>;params`` (RFC 3261 §20.10).
-
-    Attributes:
-        display_name: the display name unquoted and unescaped, or None.
-        uri: the URI text as written, without the angle brackets.
-        params: header parameters (``tag``, ``expires``, ``lr`` on a bare
-            Route ...), names lower-cased.
-    """
-
-    display_name: str | None
-    uri: str
-    params: Params = field(default_factory=dict)
-
-    @property
-    def tag(self) -> str | None:
-        """The ``tag`` parameter (RFC 3261 §19.3), or None."""
-        return self.params.get("tag")
-
-    def parsed_uri(self) -> SipUri | TelUri:
-        """Parse :attr:`uri`.
-
-        Raises:
-            SipParseError: if it is not a sip:, sips: or tel: URI.
-        """
-        return parse_uri(self.uri)
-
-    def with_tag(self, tag: str) -> NameAddress:
-        """Return a copy carrying ``tag`` (replacing any other tag)."""
-        return NameAddress(self.display_name, self.uri, {**self.params, "tag": tag})
-
-    def __str__(self) -> str:
-        # Always the name-addr form: with <> the URI's own ;params cannot be
-        # mistaken for header parameters (RFC 3261 §20.10).
-        display = ""
-        if self.display_name is not None:
-            escaped = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
-            display = f'"{escaped}" '
-        return f"{display}<{self.uri}>{_format_params(self.params)}"
-
-
-def parse_name_address(value: str) -> NameAddress:
-    """Parse a From, To, Contact, Route or Record-Route value.
-
-    Accepts ``"Display" <uri>;params``, ``Display Name <uri>``, ``<uri>;params``
-    and a bare ``uri;params``, where the parameters belong to the header, not
-    the URI (RFC 3261 §20.10).
-
-    Raises:
-        SipParseError: reason ``"Bad URI"`` when the value cannot be read; the
-            message layer re-raises with the header's name.
-    """
-    text = value.strip(" \t")
-    display: str | None = None
-    if text.startswith('"'):
-        display, text = _quoted_display_name(text)
-        if not text.startswith("<"):
-            raise SipParseError("Bad URI", "display name without <uri>")
-    elif "<" in text:
-        less = text.index("<")
-        display = text[:less].strip(" \t") or None
-        text = text[less:]
-    if text.startswith("<"):
-        uri, params_text = _angle_uri(text)
-    else:
-        uri, _, rest = text.partition(";")
-        params_text = ";" + rest if rest else ""
-    _check_uri_chars(uri)
-    if ":" not in uri:
-        raise SipParseError("Bad URI", f"no scheme in {uri[:60]!r}")
-    return NameAddress(display, uri, parse_params(params_text))
-
-
-def _quoted_display_name(text: str) -> tuple[str, str]:
-    """Split ``"quoted name" rest`` into the unescaped name and the rest."""
-    chars: list[str] = []
-    index = 1
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and index + 1 < len(text):
-            # RFC 3261 §25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
-            chars.append(text[index + 1])
-            index += 2
-            continue
-        if char == '"':
-            return "".join(chars), text[index + 1 :].lstrip(" \t")
-        chars.append(char)
-        index += 1
-    raise SipParseError("Bad URI", "unterminated display name")
-
-
-def _angle_uri(text: str) -> tuple[str, str]:
-    """Split ``<uri>;params`` into the URI and the parameter text."""
-    greater = text.find(">")
-    if greater < 0:
-        raise SipParseError("Bad URI", "missing '>'")
-    params_text = text[greater + 1 :].strip(" \t")
-    if params_text and not params_text.startswith(";"):
-        raise SipParseError("Bad URI", "junk after '>'")
-    return text[1:greater].strip(" \t"), params_text
-
-
-# -- Via --------------------------------------------------------------------------
-
-
-@dataclass
-class Via:
-    """One Via value: ``SIP/2.0/UDP host:port;branch=...`` (RFC 3261 §20.42).
-
-    Attributes:
-        transport: upper-cased: ``"UDP"``, ``"TCP"``, ``"TLS"``, ``"SCTP"``,
-            ``"WS"``, ``"WSS"`` or another token.
-        host: the sent-by host; IPv6 without brackets.
-        port: the sent-by port, or None when absent.
-        params: Via parameters in order, names lower-cased.
-    """
-
-    transport: str
-    host: str
-    port: int | None = None
-    params: Params = field(default_factory=dict)
-
-    @property
-    def branch(self) -> str | None:
-        """The ``branch`` parameter (RFC 3261 §8.1.1.7), or None."""
-        return self.params.get("branch")
-
-    @property
-    def received(self) -> str | None:
-        """The ``received`` address (RFC 3261 §18.2.1) without brackets, or None."""
-        received = self.params.get("received")
-        return None if received is None else received.strip("[]")
-
-    @property
-    def rport(self) -> str | None:
-        """The ``rport`` parameter (RFC 3581).
-
-        None when absent; ``""`` when present without a value, i.e. the client
-        asks for the response to go to the source port (§3); else the port
-        digits a server filled in (§4).
-        """
-        if "rport" not in self.params:
-            return None
-        return self.params["rport"] or ""
-
-    @property
-    def sent_by(self) -> tuple[str, int]:
-        """Host and port of sent-by, the port defaulted per RFC 3261 §18.2.2."""
-        if self.port is not None:
-            return self.host, self.port
-        tls = self.transport in ("TLS", "WSS")
-        return self.host, DEFAULT_TLS_PORT if tls else DEFAULT_PORT
-
-    def __str__(self) -> str:
-        sent_by = _format_hostport(self.host, self.port)
-        return f"SIP/2.0/{self.transport} {sent_by}{_format_params(self.params)}"
-
-
-def parse_via(value: str) -> Via:
-    """Parse one Via value (not a comma-separated list).
-
-    Raises:
-        SipParseError: reason ``"Bad Via header"``.
-    """
-    head, _, params_text = value.partition(";")
-    # RFC 3261 §25.1: sent-protocol = protocol-name SLASH protocol-version SLASH
-    # transport, where SLASH allows whitespace around the "/".
-    parts = head.split("/", 2)
-    if len(parts) != 3:
-        raise SipParseError("Bad Via header", f"no sent-protocol in {value[:60]!r}")
-    if parts[0].strip(" \t").upper() != "SIP" or parts[1].strip(" \t") != "2.0":
-        raise SipParseError("Bad Via header", "not SIP/2.0")
-    transport_and_host = parts[2].split(None, 1)
-    if len(transport_and_host) != 2 or not is_token(transport_and_host[0]):
-        raise SipParseError("Bad Via header", "no transport or sent-by")
-    host, port = parse_hostport(transport_and_host[1].strip(), "Via header")
-    params = parse_params(params_text, "Via header")
-    _check_response_routing(params)
-    return Via(
-        transport=transport_and_host[0].upper(), host=host, port=port, params=params
-    )
-
-
-def _check_response_routing(params: Params) -> None:
-    """Validate the Via parameters a response is sent by (RFC 3261 §18.2.2).
-
-    A transport reads ``received`` and ``rport`` to pick a destination, so a
-    hostname or a non-numeric port here must not get that far.
-    """
-    received = params.get("received")
-    # RFC 3261 §20.42: received = IPv4address / IPv6address (RFC 5118 §4.5
-    # notes that some stacks bracket the IPv6 form).
-    if received is not None:
-        try:
-            ipaddress.ip_address(received.strip("[]"))
-        except ValueError:
-            raise SipParseError(
-                "Bad Via header", "received is not an IP address"
-            ) from None
-    # RFC 3581 §3: rport is empty in a request or the source port once filled in.
-    rport = params.get("rport")
-    if rport:
-        _parse_port(rport, "Via header")

@@ -22,8 +22,10 @@ from router.sip.message import (
     make_response,
     parse_message,
 )
+from router.sip.name_address import parse_name_address
 from router.sip.sdp import negotiate_answer, parse_sdp
-from router.sip.uri import parse_name_address, parse_uri, parse_via
+from router.sip.uri import parse_uri
+from router.sip.via import parse_via
 
 SDP = (
     b"v=0\r\n"

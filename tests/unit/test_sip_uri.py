@@ -8,15 +8,9 @@ from __future__ import annotations
 import pytest
 
 from router.sip.errors import SipParseError
-from router.sip.uri import (
-    NameAddress,
-    SipUri,
-    TelUri,
-    Via,
-    parse_name_address,
-    parse_uri,
-    parse_via,
-)
+from router.sip.name_address import NameAddress, parse_name_address
+from router.sip.uri import SipUri, TelUri, parse_uri
+from router.sip.via import Via, parse_via
 
 # -- sip: URIs -----------------------------------------------------------------
 

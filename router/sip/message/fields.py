@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from router.sip.errors import SipParseError
-from router.sip.headers import Headers, is_token
-from router.sip.uri import NameAddress, Via, parse_name_address, parse_via
+from router.sip.header_names import is_token
+from router.sip.headers import Headers
+from router.sip.name_address import NameAddress, parse_name_address
+from router.sip.via import Via, parse_via
 
 __all__ = [
     "MAX_CONTENT_LENGTH",

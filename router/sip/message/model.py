@@ -12,7 +12,8 @@ from typing import TypeVar
 
 from router.sip.errors import SipParseError
 from router.sip.headers import Headers
-from router.sip.uri import NameAddress, SipUri, TelUri, parse_uri
+from router.sip.name_address import NameAddress
+from router.sip.uri import SipUri, TelUri, parse_uri
 
 from .fields import HeaderFields, parse_max_forwards, parse_route
 

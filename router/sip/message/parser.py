@@ -9,7 +9,8 @@ framer.
 from __future__ import annotations
 
 from router.sip.errors import SipParseError
-from router.sip.headers import Headers, is_token, parse_header_lines
+from router.sip.header_names import is_token
+from router.sip.headers import Headers, parse_header_lines
 
 from .fields import parse_content_length
 from .model import SIP_VERSION, Request, Response
