@@ -123,7 +123,7 @@ def test_quick_run_writes_results_and_a_readable_report(
     assert "(b) bridged calls" in report
 
 
-@needs_sipp_and_cc
+@pytest.mark.e2e
 @pytest.mark.skipif(
     shutil.which("taskset") is None
     or shutil.which("redis-server") is None
@@ -142,6 +142,7 @@ def test_a_router_profiled_apart_has_its_core_to_itself(tmp_path: Path) -> None:
     assert cores == {"router": {1}, "runner": {1}}
 
 
+@needs_sipp_and_cc
 def test_generator_counts_every_frame_lost_when_nothing_echoes(tmp_path: Path) -> None:
     # SIPp's UAS without -rtp_echo answers but never returns audio.
     load = GeneratorLoad(calls=3, rate=30, window_s=1.0, warmup_s=0.2, drain_s=0.3)
