@@ -125,13 +125,19 @@ class BridgedSweep:
         return max(held, key=lambda step: step.calls) if held else None
 
     def largest_within(self, p99_ms: float) -> BridgedStep | None:
-        """The held step with the most calls whose p99 latency is under ``p99_ms``.
+        """The most calls held with p99 latency under ``p99_ms`` at every step up to them.
 
         A step can hold (almost no frame late or lost) with a p99 over a latency
-        target, while fewer calls meet it: the target asks for the calls that do.
+        target while fewer calls meet it: the target asks for the calls that do.
+        The held steps are read from the fewest calls up and the first one over
+        the bound ends the count, so a lucky sample above it does not count.
         """
-        within = [s for s in self.steps if s.holds and s.latency_p99_ms < p99_ms]
-        return max(within, key=lambda step: step.calls) if within else None
+        best = None
+        for step in sorted((s for s in self.steps if s.holds), key=lambda s: s.calls):
+            if step.latency_p99_ms >= p99_ms:
+                break
+            best = step
+        return best
 
     @property
     def never_failed(self) -> bool:

@@ -259,6 +259,9 @@ def results_markdown(results: dict[str, Any], json_name: str) -> str:
     lines += [f"| {m} | {r} | {ref} | {x} |" for m, r, ref, x in _summary(results)]
     lines += ["", "Targets:", ""]
     lines += [f"- {line}" for line in _target_lines(results)]
+    if results.get("rejudged"):
+        # The same measurements judged by a rule changed after the run.
+        lines += ["", str(results["rejudged"])]
     lines += [
         "",
         f"(a) Answered calls per second (`uac_load.xml`, pause {config['pause_ms']} ms, "

@@ -69,6 +69,7 @@ __all__ = [
     "BenchConfig",
     "Targets",
     "check_targets",
+    "headline_figures",
     "main",
     "run_benchmark",
     "write_results",
@@ -192,7 +193,7 @@ def run_benchmark(
         results["calls_per_second"] = {k: v.as_dict() for k, v in rates.items()}
         results["bridged"] = {k: v.as_dict() for k, v in bridged.items()}
         results["setup_time"] = setup
-        results["figures"] = _figures(rates, bridged, setup, config.targets)
+        results["figures"] = headline_figures(rates, bridged, setup, config.targets)
         results["targets"] = check_targets(config.targets, results["figures"])
         missed = [name for name, t in results["targets"].items() if not t["met"]]
         if config.profile and missed:
@@ -474,12 +475,13 @@ def _ratio(value: float, reference: float) -> float | None:
     return round(value / reference, 3) if reference else None
 
 
-def _figures(
+def headline_figures(
     rates: dict[str, RateSweep],
     bridged: dict[str, BridgedSweep],
     setup: dict[str, Any],
     targets: Targets,
 ) -> dict[str, Any]:
+    """The figures the report and the targets read, from every sweep of the run."""
     router_rate, sipp_rate = rates["router"].max_held, rates["sipp_uas"].max_held
     bare = rates.get("bare_python")
     bare_rate = bare.max_held if bare is not None else 0
