@@ -17,9 +17,17 @@ import sys
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+import structlog
+
 from router.cli_api import add_admin_commands, run_admin_command
 from router.logs import configure_logging
-from router.settings import ConfigError, Settings, StartupError, load_settings
+from router.settings import (
+    ConfigError,
+    Settings,
+    StartupError,
+    load_settings,
+    unknown_variables,
+)
 
 __all__ = ["main"]
 
@@ -51,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the router (production)")
+    _config_option(run)
     _network_options(run)
     _store_options(run)
     run.add_argument(
@@ -67,20 +76,27 @@ def _parser() -> argparse.ArgumentParser:
         "--http-bind", help="admin/metrics HTTP address (ROUTER_HTTP_BIND)"
     )
     run.add_argument(
-        "--http-port", type=int, help="admin/metrics HTTP port (ROUTER_HTTP_PORT)"
+        "--http-port",
+        type=int,
+        help="admin API and metrics HTTP port (ROUTER_HTTP_PORT)",
     )
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser(
         "demo", help="router + echo runner + demo store in one process"
     )
+    _config_option(demo)
     _network_options(demo)
-    demo.add_argument("--runner-port", type=int, default=8765, help="echo runner port")
+    demo.add_argument(
+        "--runner-port", type=int, default=8765, help="echo runner port (default 8765)"
+    )
     demo.add_argument(
         "--db", help="demo store file (default: demo.db in the data directory)"
     )
     demo.add_argument(
-        "--http-port", type=int, help="metrics HTTP port (ROUTER_HTTP_PORT)"
+        "--http-port",
+        type=int,
+        help="admin API and metrics HTTP port (ROUTER_HTTP_PORT)",
     )
     demo.set_defaults(handler=_demo)
 
@@ -91,6 +107,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_admin_commands(commands, store_options=_store_options, handler=_store_command)
     return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    # Also after the command (`sip-router run --config F`), where people put it;
+    # SUPPRESS keeps a value given before the command when none is given here.
+    parser.add_argument(
+        "--config", default=argparse.SUPPRESS, help="TOML config file (ROUTER_CONFIG)"
+    )
 
 
 def _network_options(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     configure_logging(settings.log_level, settings.log_format)
+    _warn_unknown_variables()
     _run_loop(run_until_signalled(Router(settings)))
     return 0
 
@@ -157,8 +182,16 @@ def _demo(args: argparse.Namespace) -> int:
         allow_unlisted_sources=True,
     )
     configure_logging(settings.log_level, settings.log_format)
+    _warn_unknown_variables()
     _run_loop(run_demo(settings, runner_port=args.runner_port, db_path=args.db))
     return 0
+
+
+def _warn_unknown_variables() -> None:
+    """One warning for each ROUTER_* variable that names no setting."""
+    log = structlog.get_logger("router.cli")
+    for note in unknown_variables(os.environ):
+        log.warning("unknown_variable_ignored", variable=note)
 
 
 def _echo_runner(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from router.numbers.embedded import EmbeddedStore
 from router.numbers.models import Pipe
 from router.numbers.store import NotFound, Store
 from router.runner.echo import serve_echo_runner
-from router.settings import Settings
+from router.settings import Settings, StartupError
 
 __all__ = ["DEMO_NUMBER", "DEMO_PIPE_NAME", "run_demo", "seed_demo_store"]
 
@@ -54,7 +54,14 @@ async def run_demo(
         else Path(platformdirs.user_data_dir("sip-router")) / "demo.db"
     )
     store = await EmbeddedStore.open(path)
-    runner = await serve_echo_runner(settings.bind, runner_port)
+    try:
+        runner = await serve_echo_runner(settings.bind, runner_port)
+    except OSError as error:
+        await store.close()
+        raise StartupError(
+            f"cannot listen for the echo runner on {settings.bind}:{runner_port} "
+            f"(--runner-port): {error.strerror or error}"
+        ) from None
     host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
     runner_url = f"ws://{host}:{runner.port}/"
     await seed_demo_store(store, runner_url)

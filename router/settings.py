@@ -7,10 +7,12 @@ A bad value stops start-up with a message naming the setting.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +39,7 @@ __all__ = [
     "StartupError",
     "load_settings",
     "primary_address",
+    "unknown_variables",
 ]
 
 
@@ -74,8 +77,8 @@ class Settings(BaseSettings):
     bind: str = Field("0.0.0.0", description="Address the SIP and RTP sockets bind to.")
     advertise: str | None = Field(
         None,
-        description="Address put in Via, Contact and SDP; default: the bind address, or "
-        "the host's primary address when bound to all addresses.",
+        description="IP address put in Via, Contact and SDP; default: the bind address, "
+        "or the host's primary address when bound to all addresses.",
     )
     sip_port: int = Field(5060, ge=1, le=65535)
     transports: Annotated[list[Transport], NoDecode] = Field(
@@ -194,6 +197,15 @@ class Settings(BaseSettings):
     @classmethod
     def _check_ip(cls, value: str) -> str:
         ipaddress.ip_address(value)
+        return value
+
+    @field_validator("advertise")
+    @classmethod
+    def _check_advertise(cls, value: str | None) -> str | None:
+        # It is the connection address of our SDP (RFC 4566 §5.7), where carriers
+        # take an IP address, and a host name is a DNS lookup away from failing.
+        if value is not None and ipaddress.ip_address(value).is_unspecified:
+            raise ValueError("an unspecified address cannot be reached")
         return value
 
     @field_validator("rtp_ports")
@@ -338,7 +350,35 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         first = error.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "settings"
         env = f"ROUTER_{name.upper()}"
-        raise ConfigError(f"invalid setting {name} ({env}): {first['msg']}") from None
+        where = env
+        config = os.environ.get("ROUTER_CONFIG")
+        if config and name not in values and env not in os.environ:
+            where = f"{name} in {config}"  # the value came from the config file
+        raise ConfigError(f"invalid setting {name} ({where}): {first['msg']}") from None
+
+
+# Variables with the prefix that are not settings: the config file's name, and the
+# admin-API client of the command line.
+_OTHER_VARIABLES = frozenset({"ROUTER_CONFIG", "ROUTER_API_URL", "ROUTER_API_KEY"})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``ROUTER_*`` variables that name no setting, with the closest one when any.
+
+    A misspelled variable would otherwise be ignored without a word.
+    """
+    known = {f"ROUTER_{name.upper()}" for name in Settings.model_fields}
+    known |= _OTHER_VARIABLES
+    # Matched without the prefix, which every name shares.
+    by_suffix = {name.removeprefix("ROUTER_"): name for name in known}
+    notes = []
+    for name in sorted(environ):
+        if name.startswith("ROUTER_") and name not in known:
+            suffix = name.removeprefix("ROUTER_")
+            close = difflib.get_close_matches(suffix, by_suffix, n=1, cutoff=0.75)
+            hint = f" (did you mean {by_suffix[close[0]]}?)" if close else ""
+            notes.append(name + hint)
+    return notes
 
 
 def default_db_path() -> Path:
