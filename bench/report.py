@@ -195,6 +195,10 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def _target_lines(results: dict[str, Any]) -> list[str]:
+    if results.get("what") == "quick":
+        # One low rate and a handful of calls: the figures check the path, and
+        # say nothing about the targets.
+        return ["not judged: a quick run measures too little (run the full benchmark)"]
     lines = []
     for name, target in results["targets"].items():
         mark = "met" if target["met"] else "MISSED"
@@ -221,8 +225,14 @@ def format_report(results: dict[str, Any]) -> str:
         "",
         "summary",
     ]
-    for measure, router, reference, ratio in _summary(results):
-        parts.append(f"    {measure:36} router {router:32} ref {reference:28} {ratio}")
+    rows = _summary(results)
+    # Columns as wide as their widest cell, so every row lines up.
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for measure, router, reference, ratio in rows:
+        parts.append(
+            f"    {measure:{widths[0]}}  router {router:{widths[1]}}"
+            f"  ref {reference:{widths[2]}}  {ratio}".rstrip()
+        )
     parts += ["", "targets", *("    " + line for line in _target_lines(results))]
     for profile in results.get("profiles", []):
         parts += [

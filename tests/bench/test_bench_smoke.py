@@ -129,6 +129,9 @@ def test_quick_run_writes_results_and_a_readable_report(
     assert "vs bare-bones Python" in report
     assert "(b) bridged calls" in report
     assert "bridged calls with p99 under the target" in report
+    # A quick run's figures say nothing about the targets.
+    assert "not judged: a quick run measures too little" in report
+    assert "MISSED" not in report and ": met" not in report
     block = results_markdown(saved, path.name)
     assert "Judged again" not in block
     rejudged = results_markdown({**saved, "rejudged": "Judged again by X."}, path.name)
