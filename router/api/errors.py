@@ -144,7 +144,25 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     field, message = _first_validation_problem(exc.errors())
+    if field == "body" and not _is_json(request.headers.get("content-type")):
+        # A form or plain text where JSON was wanted: say what to send instead of
+        # pydantic's "Input should be a valid dictionary".
+        return error_response(
+            ApiError(
+                415,
+                "unsupported_media_type",
+                "send the body as JSON (Content-Type: application/json)",
+            )
+        )
     return error_response(InvalidRequest(field, message))
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether a request's Content-Type is JSON, or absent (then read as JSON)."""
+    if not content_type:
+        return True
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def _first_validation_problem(errors: Any) -> tuple[str, str]:

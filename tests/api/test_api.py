@@ -583,6 +583,24 @@ async def test_a_body_that_is_not_json_is_422_naming_the_body(
     assert error_of(response)["field"] == "body"
 
 
+async def test_a_body_sent_as_a_form_or_text_is_415_saying_to_send_json(
+    http: httpx.AsyncClient, acme: Tenant
+) -> None:
+    for content_type, body in (
+        ("text/plain", b'{"name": "support"}'),
+        ("application/x-www-form-urlencoded", b"name=support"),
+    ):
+        response = await http.post(
+            "/v1/pipes",
+            headers={**bearer(acme.api_key), "Content-Type": content_type},
+            content=body,
+        )
+
+        assert response.status_code == 415, response.text
+        assert error_of(response)["code"] == "unsupported_media_type"
+        assert "application/json" in error_of(response)["message"]
+
+
 async def test_a_body_over_the_limit_is_413_before_it_is_parsed(
     http: httpx.AsyncClient, acme: Tenant
 ) -> None:
