@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import ipaddress
 import socket
 import struct
 from collections.abc import Callable, Coroutine
@@ -24,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from router.addresses import ip_address
 from router.sip.errors import SipParseError
 from router.sip.message import Request, Response, make_response, parse_message
 from router.sip.transaction import Outgoing, Peer
@@ -298,7 +297,7 @@ class SipTransports:
     def _send_udp(self, data: bytes, address: tuple[str, int]) -> None:
         if self.udp is None:
             return
-        if _is_ip(address[0]):
+        if ip_address(address[0]) is not None:
             self.udp.sendto(data, address)
         else:
             self._spawn(self._resolve_and_send_udp(data, address))
@@ -349,14 +348,3 @@ def _udp_socket(host: str, port: int, family: int) -> socket.socket:
     sock.bind((host, port))
     sock.setblocking(False)
     return sock
-
-
-# Hosts answered (Via received/sent-by addresses) are few and repeat for every
-# message; a parse per message showed in profiles. Bounded against floods.
-@functools.lru_cache(maxsize=4096)
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

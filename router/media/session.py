@@ -23,8 +23,8 @@ from typing import Protocol
 
 import structlog
 
+from ..addresses import ip_address, is_unspecified
 from ..sip.sdp import NegotiatedAudio
-from .addresses import ip_address, is_unspecified
 from .errors import MediaError, PortsExhausted, UnsupportedMedia
 from .outbound import OutboundStream
 from .pacer import TICK_INTERVAL, Pacer, default_pacer

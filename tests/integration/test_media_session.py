@@ -811,7 +811,7 @@ async def test_ipv6_loopback_carries_audio_both_ways(pool, events):
 def test_addresses_kept_for_reuse_are_valid_short_and_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from router.media import addresses
+    from router import addresses
 
     kept: dict[str, object] = {}
     monkeypatch.setattr(addresses, "_IP_ADDRESSES", kept)

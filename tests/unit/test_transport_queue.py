@@ -42,3 +42,21 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition not met")
+
+
+async def test_a_response_address_is_parsed_through_the_bounded_address_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The transport kept its own cache of every host it answered, unbounded in
+    # the length of what it kept: 4,096 Via hosts of 60 kB each were 245 MB.
+    from router import addresses
+
+    kept: dict[str, object] = {}
+    monkeypatch.setattr(addresses, "_IP_ADDRESSES", kept)
+    transports = SipTransports(lambda message, peer: None)
+    port = await transports.start("127.0.0.1", 0, tcp=False)
+    try:
+        transports._send_udp(b"\r\n", ("127.0.0.1", port))
+        assert list(kept) == ["127.0.0.1"]
+    finally:
+        await transports.close()

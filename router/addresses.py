@@ -1,7 +1,8 @@
-"""IP addresses of media: the bind address and the addresses callers' SDP names.
+"""IP addresses read from what peers send: Via hosts, SDP connection addresses.
 
-Every call's addresses are parsed several times as it is set up, and callers'
-addresses repeat from call to call, so valid ones are kept for reuse.
+Every call's addresses are parsed several times as it is set up, and peers'
+addresses repeat from call to call, so valid ones are kept for reuse, in one
+cache bounded in count and in the length of what it keeps.
 """
 
 from __future__ import annotations
